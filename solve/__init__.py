@@ -1,0 +1,1 @@
+"""Run, verify and vote on model-written programs; write Kaggle submissions."""

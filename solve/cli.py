@@ -1,0 +1,189 @@
+"""The `arc-ttt` command line. Each command parses options, calls library code, and prints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Per-task test-time training for ARC-AGI.")
+console = Console()
+
+DatasetOpt = Annotated[Optional[str], typer.Option("--dataset", help="built-in dataset, e.g. arc-agi-1/evaluation")]
+TasksOpt = Annotated[Optional[Path], typer.Option("--tasks", help="challenges JSON, a task JSON, or a directory of task JSONs")]
+SolutionsOpt = Annotated[Optional[Path], typer.Option("--solutions", help="solutions JSON for --tasks (Kaggle format)")]
+
+
+@app.callback()
+def _root() -> None:
+    """Per-task test-time training for ARC-AGI: augment, adapt, write programs, verify, vote."""
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(2)
+
+
+def _load_one(dataset: str | None, tasks: Path | None, task_id: str):
+    from augment.tasks import TaskError, load_tasks, select
+
+    try:
+        loaded = load_tasks(dataset, tasks)
+        return select(loaded.tasks, [task_id])[0]
+    except TaskError as e:
+        raise _fail(str(e)) from None
+
+
+@app.command()
+def augment(
+    task: Annotated[str, typer.Option("--task", help="task id")],
+    dataset: DatasetOpt = None,
+    tasks: TasksOpt = None,
+    set_name: Annotated[str, typer.Option("--set", help="augmentation set")] = "geometric+color",
+    n: Annotated[int, typer.Option("--n", help="samples to build (at least)")] = 8,
+    seed: int = 0,
+    permute_background: Annotated[bool, typer.Option(help="also permute color 0")] = False,
+    show: Annotated[int, typer.Option(help="how many samples to print (0 = all)")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report and augmentations as JSON")] = False,
+) -> None:
+    """Build leave-one-out training samples for one task and print them as grids."""
+    import numpy as np
+
+    from augment.loo import build_samples
+    from augment.render import grids_row
+    from augment.sets import get_set
+
+    t = _load_one(dataset, tasks, task)
+    try:
+        spec = get_set(set_name)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    samples, report = build_samples(t, spec, n, np.random.default_rng(seed), permute_background)
+    if as_json:
+        out = report.to_dict() | {"task": t.id, "samples": [{"augmentation": s.augmentation.name, "held_out": s.held_out} for s in samples]}
+        print(json.dumps(out))
+        return
+    for i, s in enumerate(samples[: show or len(samples)]):
+        console.rule(f"sample {i}: held-out pair {s.held_out}, {s.augmentation.name}")
+        grids = [g for j, p in enumerate(s.context) for g in ((f"ctx{j} in", p.input), (f"ctx{j} out", p.output))]
+        console.print(grids_row(grids + [("query", s.query), ("target", s.target)]))
+    console.print(f"task {t.id}, set '{spec.name}': generated {report.generated}, kept {report.kept}, dropped {report.dropped or 0}")
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}")
+
+
+def main() -> None:
+    app()
+
+
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="config override, e.g. train.steps=16 (repeatable)")]
+
+
+def _load_config(config: Path | None, overrides: list[str] | None):
+    from solve.runconfig import ConfigError, load_config
+
+    try:
+        return load_config(config, overrides or [])
+    except ConfigError as e:
+        raise _fail(str(e)) from None
+
+
+def small_tasks(tasks, n: int, max_side: int = 10):
+    """The demo's rule: the first `n` tasks (by id) whose every grid is at most max_side x max_side."""
+    return [t for t in sorted(tasks, key=lambda t: t.id) if t.max_side <= max_side][:n]
+
+
+def _select_tasks(dataset, tasks, solutions, task_ids, limit, demo_tasks, shard):
+    from augment.tasks import TaskError, load_tasks, select
+
+    try:
+        loaded = load_tasks(dataset, tasks, solutions)
+    except TaskError as e:
+        raise _fail(str(e)) from None
+    for issue in loaded.issues:
+        console.print(f"[yellow]skipped[/] {issue.source}: task {issue.task_id}: {issue.problem}", highlight=False)
+    chosen = loaded.tasks
+    try:
+        if task_ids:
+            chosen = select(chosen, [t.strip() for t in task_ids.split(",") if t.strip()])
+        if demo_tasks:
+            chosen = small_tasks(chosen, demo_tasks)
+        chosen = select(chosen, None, limit)
+    except TaskError as e:
+        raise _fail(str(e)) from None
+    if shard:
+        i, _, n = shard.partition("/")
+        if not (i.isdigit() and n.isdigit() and 0 <= int(i) < int(n)):
+            raise _fail(f"--shard {shard!r} must be i/n with 0 <= i < n")
+        chosen = chosen[int(i) :: int(n)]
+    if not chosen:
+        raise _fail("no tasks selected")
+    return chosen, loaded
+
+
+@app.command()
+def run(
+    out: Annotated[Path, typer.Option("--out", help="run directory (created, or resumed)")],
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML config (values only)")] = None,
+    dataset: DatasetOpt = None,
+    tasks: TasksOpt = None,
+    solutions: SolutionsOpt = None,
+    task_ids: Annotated[Optional[str], typer.Option("--task-ids", help="comma-separated task ids")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="at most this many tasks")] = None,
+    demo_tasks: Annotated[int, typer.Option(help="pick the first N tasks whose grids are all <= 10x10")] = 0,
+    shard: Annotated[Optional[str], typer.Option(help="i/n: run the i-th of n interleaved slices of the task list")] = None,
+    deadline: Annotated[Optional[float], typer.Option(help="global deadline in seconds from now (budget planner)")] = None,
+    overrides: SetOpt = None,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Solve tasks end to end into DIR/submission.json (resumable)."""
+    from solve.run import RunOptions, run_tasks
+
+    cfg = _load_config(config, overrides)
+    chosen, _ = _select_tasks(dataset, tasks, solutions, task_ids, limit, demo_tasks, shard)
+    console.print(f"{len(chosen)} task(s): {', '.join(t.id for t in chosen[:8])}{' ...' if len(chosen) > 8 else ''}")
+    try:
+        run_tasks(cfg, chosen, RunOptions(out=out, global_deadline_s=deadline, progress=progress), console)
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/]: {out}/submission.json is valid; run the same command to resume")
+        raise typer.Exit(130) from None
+
+
+@app.command()
+def score(
+    submission: Annotated[Path, typer.Option("--submission", help="submission.json")],
+    solutions: Annotated[Optional[Path], typer.Option("--solutions", help="solutions JSON (Kaggle format)")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="or: a built-in dataset's solutions")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """The official score of a submission: per task, the fraction of test inputs with an exact attempt."""
+    from augment.tasks import TaskError, load_dataset
+    from solve.submission import score as score_fn
+
+    try:
+        sub = json.loads(submission.read_text())
+        if dataset:
+            sols = [t for t in load_dataset(dataset).tasks if t.id in sub]  # the run's tasks only
+        elif solutions:
+            sols = json.loads(solutions.read_text())
+        else:
+            raise _fail("give --solutions FILE or --dataset NAME")
+        report = score_fn(sub, sols)
+    except (OSError, json.JSONDecodeError, TaskError, ValueError) as e:
+        raise _fail(f"{submission}: {e}") from None
+    data = report.to_json()
+    if as_json:
+        print(json.dumps(data))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"score of {submission}")
+    table.add_column("task")
+    table.add_column("score")
+    for tid, v in data["per_task"].items():
+        table.add_row(tid, f"{v:.2f}")
+    console.print(table)
+    console.print(f"[bold]total: {data['total']:.4f}[/] over {len(data['per_task'])} tasks")

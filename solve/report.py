@@ -1,0 +1,72 @@
+"""Summaries of finished task records: the end-of-run table, report.md, and numbers for ablations."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+
+def _stat(values: Sequence[float]) -> dict[str, float]:
+    if not values:
+        return {"mean": 0.0, "p90": 0.0}
+    return {"mean": float(np.mean(values)), "p90": float(np.percentile(values, 90))}
+
+
+def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Score, failures, time per stage (mean and p90 seconds) and counts over task records."""
+    scored = [r["score"] for r in records if r.get("score") is not None]
+    stages: dict[str, list[float]] = {}
+    for r in records:
+        for name, info in r.get("stages", {}).items():
+            stages.setdefault(name, []).append(float(info.get("seconds", 0.0)))
+    verify = [r["stages"].get("verify", {}) for r in records]
+    ttt = [r["stages"].get("ttt", {}) for r in records]
+    nll = [t["nll_after"] for t in ttt if t.get("nll_after") is not None]
+    nll0 = [t["nll_before"] for t in ttt if t.get("nll_before") is not None]
+    return {
+        "tasks": len(records),
+        "failed": sum(r.get("status") != "ok" for r in records),
+        "scored_tasks": len(scored),
+        "score": float(np.mean(scored)) if scored else None,
+        "solved": sum(s == 1.0 for s in scored),
+        "seconds_per_task": _stat([float(r.get("seconds", 0.0)) for r in records]),
+        "stages": {k: _stat(v) for k, v in stages.items()},
+        "programs_verified_per_task": float(np.mean([v.get("verified", 0) for v in verify])) if verify else 0.0,
+        "tasks_with_verified_program": sum(v.get("verified", 0) > 0 for v in verify),
+        "ttt_steps_mean": float(np.mean([t.get("steps", 0) for t in ttt])) if ttt else 0.0,
+        "heldout_nll_before": float(np.mean(nll0)) if nll0 else None,
+        "heldout_nll_after": float(np.mean(nll)) if nll else None,
+    }
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def report_markdown(records: Sequence[dict[str, Any]], title: str = "arc-ttt run") -> str:
+    s = summarize(records)
+    score = "n/a (no solutions)" if s["score"] is None else f"{s['score']:.4f} ({s['solved']}/{s['scored_tasks']} tasks solved)"
+    lines = [
+        f"# {title}",
+        "",
+        f"- tasks: {s['tasks']} (failed: {s['failed']})",
+        f"- score: {score}",
+        f"- seconds per task: mean {s['seconds_per_task']['mean']:.1f}, p90 {s['seconds_per_task']['p90']:.1f}",
+        f"- programs verified per task: {s['programs_verified_per_task']:.2f}; tasks with a verified program: "
+        f"{s['tasks_with_verified_program']}",
+        f"- held-out NLL of true test outputs (per token): before TTT {_fmt(s['heldout_nll_before'])}, after {_fmt(s['heldout_nll_after'])}",
+        "",
+        "| stage | mean s | p90 s |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {k} | {v['mean']:.2f} | {v['p90']:.2f} |" for k, v in s["stages"].items()]
+    lines += ["", "| task | status | score | seconds | ttt steps | loss first -> last | programs verified | error |", "|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        t = r.get("stages", {}).get("ttt", {})
+        loss = f"{t['loss_first']:.3f} -> {t['loss_last']:.3f}" if t.get("loss_first") is not None else ""
+        err = r["error"]["stage"] + ": " + r["error"]["type"] if r.get("error") else ""
+        score_cell = "" if r.get("score") is None else f"{r['score']:.2f}"
+        verified = r.get("stages", {}).get("verify", {}).get("verified", "")
+        lines.append(f"| {r['task_id']} | {r['status']} | {score_cell} | {r.get('seconds', 0):.1f} | {t.get('steps', '')} | {loss} | {verified} | {err} |")
+    return "\n".join(lines) + "\n"

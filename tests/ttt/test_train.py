@@ -1,0 +1,114 @@
+"""The TTT loop: learns, is deterministic, does not leak between tasks, honours the deadline."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from augment.loo import build_samples
+from augment.sets import get_set
+from ttt.config import LoraConfig, TrainConfig
+from ttt.lora import lora_parameters, wrap_lora
+from ttt.nll import collate
+from ttt.prompts import encode_samples
+from ttt.train import adapt, lr_factor, micro_batches, train_step
+
+
+def samples_of(task, n=8, seed=0):
+    return build_samples(task, get_set("geometric"), n, np.random.default_rng(seed))[0]
+
+
+def lora_weights(model):
+    return [p.detach().clone() for p in lora_parameters(model)]
+
+
+@pytest.fixture
+def model(tiny):
+    return wrap_lora(tiny, LoraConfig(r=8))
+
+
+def test_loss_falls_on_a_fixed_task(model, tokenizer, flip_task):
+    cfg = TrainConfig(steps=16, lr=1e-2, warmup_steps=1, batch_tokens=4096)
+    result = adapt(model, tokenizer, samples_of(flip_task), cfg)
+    assert result.steps == 16 and result.stopped_by == "steps" and len(result.losses) == 16
+    assert np.mean(result.losses[-4:]) < 0.6 * np.mean(result.losses[:4])
+    assert result.tokens_per_s > 0 and result.samples == {"given": 8, "kept": 8, "shortened": 0, "dropped": 0}
+
+
+def test_two_tasks_in_a_row_do_not_contaminate(make_tiny, tokenizer, flip_task, color_task):
+    cfg = TrainConfig(steps=4, lr=1e-2, batch_tokens=600, seed=5)
+    shared = wrap_lora(make_tiny(0), LoraConfig(r=8))
+    adapt(shared, tokenizer, samples_of(flip_task), cfg)
+    b_after_a = adapt(shared, tokenizer, samples_of(color_task), cfg)
+    alone = wrap_lora(make_tiny(0), LoraConfig(r=8))
+    b_alone = adapt(alone, tokenizer, samples_of(color_task), cfg)
+    assert b_after_a.losses == b_alone.losses  # exact, not approximate
+    assert all(torch.equal(x, y) for x, y in zip(lora_weights(shared), lora_weights(alone)))
+
+
+def test_seed_changes_the_run(model, tokenizer, flip_task):
+    a = adapt(model, tokenizer, samples_of(flip_task), TrainConfig(steps=3, lr=1e-2, seed=0, batch_tokens=300))
+    b = adapt(model, tokenizer, samples_of(flip_task), TrainConfig(steps=3, lr=1e-2, seed=1, batch_tokens=300))
+    assert a.losses != b.losses
+
+
+def test_deadline_stops_training(model, tokenizer, flip_task):
+    samples = samples_of(flip_task)
+    past = adapt(model, tokenizer, samples, TrainConfig(steps=50), deadline=time.monotonic() - 1)
+    assert (past.steps, past.stopped_by, past.losses) == (0, "deadline", [])
+    t0 = time.monotonic()
+    budget = adapt(model, tokenizer, samples, TrainConfig(steps=100_000, time_budget_s=0.5))
+    assert budget.stopped_by == "deadline" and 0 < budget.steps < 100_000
+    assert time.monotonic() - t0 < 3.0
+
+
+def test_no_samples_fit(model, tokenizer, flip_task):
+    result = adapt(model, tokenizer, samples_of(flip_task, 4), TrainConfig(steps=5, max_seq_len=16))
+    assert (result.steps, result.stopped_by) == (0, "no_samples")
+    assert result.samples["dropped"] == result.samples["given"]
+
+
+def test_accumulated_micro_batches_equal_one_batch(model, tokenizer, flip_task):
+    encoded, _ = encode_samples(tokenizer, samples_of(flip_task, 4), 4096)
+    rows = [(e.input_ids, e.labels) for e in encoded[:3]]
+    pad = tokenizer.pad_token_id
+    grads = []
+    for split in ([rows], [rows[:1], rows[1:]]):
+        model.zero_grad()
+        loss = train_step(model, [collate(r, pad) for r in split], lambda l: l.backward(), lambda: None)
+        grads.append((loss, [p.grad.clone() for p in lora_parameters(model)]))
+    (loss1, g1), (loss2, g2) = grads
+    assert loss1 == pytest.approx(loss2, rel=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(g1, g2))
+
+
+def test_gradient_checkpointing_gives_the_same_losses(make_tiny, tokenizer, flip_task):
+    runs = []
+    for ckpt in (False, True):
+        model = wrap_lora(make_tiny(0), LoraConfig(r=8))
+        runs.append(adapt(model, tokenizer, samples_of(flip_task), TrainConfig(steps=3, gradient_checkpointing=ckpt)))
+        assert not model.get_base_model().is_activation_checkpointing  # switched off again after adapt
+    assert runs[0].losses == pytest.approx(runs[1].losses, rel=1e-4)
+
+
+def test_lr_schedule():
+    cfg = TrainConfig(steps=10, warmup_steps=2, schedule="cosine")
+    factors = [lr_factor(s, cfg) for s in range(10)]
+    assert factors[:3] == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert all(a >= b for a, b in zip(factors[2:], factors[3:])) and factors[-1] > 0
+    assert lr_factor(5, cfg.model_copy(update={"schedule": "constant"})) == 1.0
+
+
+def test_micro_batches_cover_each_epoch_within_budget():
+    lengths = [10, 30, 20, 50, 5]
+    stream = micro_batches(lengths, 60, np.random.default_rng(0))
+    epoch, seen = [], 0
+    while seen < len(lengths):
+        group = next(stream)
+        epoch.append(group)
+        seen += len(group)
+    assert sorted(i for g in epoch for i in g) == list(range(5))
+    assert all(max(lengths[i] for i in g) * len(g) <= 60 for g in epoch)
