@@ -20,21 +20,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from ttt.config import LoraConfig, ModelConfig  # noqa: E402
-from ttt.lora import lora_parameters, reset_adapter, trainable_parameter_count, wrap_lora  # noqa: E402
-from ttt.models import load_model, pick_device, pick_dtype  # noqa: E402
-from ttt.nll import collate  # noqa: E402
-from ttt.prompts import IGNORE  # noqa: E402
-from ttt.train import train_step  # noqa: E402
+from ttt.config import LoraConfig, ModelConfig
+from ttt.lora import lora_parameters, reset_adapter, trainable_parameter_count, wrap_lora
+from ttt.models import load_model, pick_device, pick_dtype
+from ttt.nll import collate
+from ttt.prompts import IGNORE
+from ttt.train import set_checkpointing, train_step
 
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10G": 70.0, "T4": 65.0}
 
@@ -74,7 +71,8 @@ def build_model(model: str | dict[str, Any], device: torch.device, dtype: torch.
 
 
 def matmul_params(model: Any) -> int:
-    return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear) and "lora_" not in type(m).__name__.lower())
+    """Weights of every nn.Linear (call before wrapping with LoRA); a tied LM head counts once, as a matmul."""
+    return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
 
 
 def _time_steps(model: Any, batch: Any, optimizer: torch.optim.Optimizer, steps: int, warmup: int) -> float:
@@ -116,8 +114,7 @@ def run_benchmark(
     n_total = sum(p.numel() for p in net.parameters())
     net = wrap_lora(net, lora or LoraConfig())
     reset_adapter(net, 0)
-    if gradient_checkpointing:
-        net.get_base_model().gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    set_checkpointing(net, gradient_checkpointing)
     net.train()
     optimizer = torch.optim.AdamW(lora_parameters(net), lr=1e-4)
     peak = peak_tflops_for(dev, peak_tflops)

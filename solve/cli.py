@@ -187,3 +187,57 @@ def score(
         table.add_row(tid, f"{v:.2f}")
     console.print(table)
     console.print(f"[bold]total: {data['total']:.4f}[/] over {len(data['per_task'])} tasks")
+
+
+@app.command("verify")
+def verify_cmd(
+    programs: Annotated[list[Path], typer.Argument(help="Python files defining transform(grid)")],
+    task: Annotated[Optional[str], typer.Option("--task", help="task id")] = None,
+    dataset: DatasetOpt = None,
+    tasks: TasksOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    timeout_s: Annotated[float, typer.Option(help="wall-clock seconds per grid")] = 2.0,
+) -> None:
+    """Run your programs against a task's pairs in the sandbox and show each one's per-pair outcome."""
+    from solve.config import SandboxConfig
+    from solve.sandbox import Sandbox
+    from solve.verify import pair_outcomes
+
+    if task is None:
+        from augment.tasks import TaskError, load_tasks
+
+        try:
+            loaded = load_tasks(dataset, tasks)
+        except TaskError as e:
+            raise _fail(str(e)) from None
+        if len(loaded.tasks) != 1:
+            raise _fail(f"--task is required: the source holds {len(loaded.tasks)} tasks")
+        t = loaded.tasks[0]
+    else:
+        t = _load_one(dataset, tasks, task)
+    try:
+        sources = [(str(p), p.read_text()) for p in programs]
+    except OSError as e:
+        raise _fail(f"cannot read program: {e}") from None
+    grids = [p.input for p in t.train] + list(t.test_inputs)
+    with Sandbox(SandboxConfig(workers=min(len(sources), 2), timeout_s=timeout_s)) as sandbox:
+        records = sandbox.run(sources, grids)
+    out = [
+        {"program": r.program_id, "error": r.error, "seconds": round(r.seconds, 4), "pairs": pair_outcomes(t, r), "stdout": r.stdout}
+        for r in records
+    ]
+    if as_json:
+        print(json.dumps({"task": t.id, "programs": out}))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"task {t.id}")
+    table.add_column("program")
+    for name in [row["grid"] for row in out[0]["pairs"]]:
+        table.add_column(name)
+    table.add_column("program error")
+    colors = {"correct": "green", "wrong": "red", "ran": "cyan"}
+    for r in out:
+        cells = [f"[{colors.get(c['outcome'], 'yellow')}]{c['outcome']}[/]" for c in r["pairs"]]
+        table.add_row(r["program"], *cells, r["error"] or "")
+    console.print(table)

@@ -95,3 +95,21 @@ def _array(grid: Grid) -> np.ndarray:
 def _same(output: Grid | None, expected: np.ndarray) -> bool:
     # `output` is a tuple of tuples of ints built by the sandbox from bytes, never a program's object.
     return output is not None and np.array_equal(_array(output), expected)
+
+
+def pair_outcomes(task: Task, rec: RunRecord) -> list[dict[str, str]]:
+    """Per grid of `task` (train pairs, then test inputs): 'correct', 'wrong', an error class, or
+    'ran' for a test input whose output is unknown. For people debugging their programs."""
+    n_train = len(task.train)
+    expected = [p.output for p in task.train] + list(task.test_outputs or [None] * len(task.test_inputs))
+    names = [f"train[{i}]" for i in range(n_train)] + [f"test[{i}]" for i in range(len(task.test_inputs))]
+    rows = []
+    for name, r, want in zip(names, rec.results, expected):
+        if r.error is not None:
+            outcome = r.error
+        elif want is None:
+            outcome = "ran"
+        else:
+            outcome = "correct" if _same(r.output, want) else "wrong"
+        rows.append({"grid": name, "outcome": outcome})
+    return rows

@@ -87,7 +87,7 @@ class AdaptResult:
         return asdict(self)
 
 
-def _set_checkpointing(model: Any, on: bool) -> None:
+def set_checkpointing(model: Any, on: bool) -> None:
     """Activation checkpointing on the base model (renamed from 'gradient_checkpointing' in transformers 5.2x)."""
     base = model.get_base_model()
     new_api = hasattr(base, "activation_checkpointing_enable")
@@ -138,7 +138,7 @@ def adapt(
     stream = micro_batches([len(e.input_ids) for e in encoded], cfg.batch_tokens, np.random.default_rng(cfg.seed))
     losses: list[float] = []
     tokens, train_s, stopped_by = 0, 0.0, "steps"
-    _set_checkpointing(model, cfg.gradient_checkpointing)
+    set_checkpointing(model, cfg.gradient_checkpointing)
     model.train()
     try:
         for _ in range(cfg.steps):
@@ -152,7 +152,7 @@ def adapt(
             train_s += time.monotonic() - now
     finally:
         model.eval()
-        _set_checkpointing(model, False)
+        set_checkpointing(model, False)
         optimizer.zero_grad(set_to_none=True)
     return AdaptResult(len(losses), time.monotonic() - start, losses, tokens / train_s if train_s else 0.0, stopped_by, sample_info)
 
