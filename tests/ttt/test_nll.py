@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
@@ -38,8 +36,6 @@ def test_matches_plain_cross_entropy(tiny, tokenizer, flip_task):
         logits = tiny(input_ids=ids).logits[0, len(prompt) - 1 : -1]
     expected = torch.nn.functional.cross_entropy(logits, torch.tensor(answer)).item()
     assert target_nll(tiny, tokenizer, [(prompt, answer)])[0] == pytest.approx(expected, rel=1e-5)
-    # an untrained model over a 49k vocabulary is close to uniform
-    assert abs(expected - math.log(len(tokenizer))) < 1.0
 
 
 def test_scoring_restores_training_mode(tiny, tokenizer, flip_task):
