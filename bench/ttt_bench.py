@@ -28,22 +28,14 @@ import torch
 
 from ttt.config import LoraConfig, ModelConfig
 from ttt.lora import lora_parameters, reset_adapter, trainable_parameter_count, wrap_lora
-from ttt.models import load_model, pick_device, pick_dtype
+from ttt.models import RANDOM_PRESETS, load_model, pick_device, pick_dtype
 from ttt.nll import collate
 from ttt.prompts import IGNORE
 from ttt.train import set_checkpointing, train_step
 
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10G": 70.0, "T4": 65.0}
 
-_QWEN = dict(model_type="qwen2", hidden_act="silu", max_position_embeddings=32768, rope_theta=1e6, rms_norm_eps=1e-6)
-PRESETS: dict[str, dict[str, Any]] = {
-    "qwen2.5-0.5b": dict(_QWEN, vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
-                         num_attention_heads=14, num_key_value_heads=2, tie_word_embeddings=True),
-    "qwen2.5-1.5b": dict(_QWEN, vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
-                         num_attention_heads=12, num_key_value_heads=2, tie_word_embeddings=True),
-    "qwen2.5-7b": dict(_QWEN, vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-                       num_attention_heads=28, num_key_value_heads=4, tie_word_embeddings=False),
-}
+PRESETS = RANDOM_PRESETS
 
 
 def peak_tflops_for(device: torch.device, override: float | None = None) -> float | None:

