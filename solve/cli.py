@@ -75,10 +75,6 @@ def augment(
         console.print(f"[yellow]note:[/] {note}")
 
 
-def main() -> None:
-    app()
-
-
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="config override, e.g. train.steps=16 (repeatable)")]
 
 
@@ -270,3 +266,7 @@ def adapt_cmd(
         print(json.dumps(report))
     else:
         console.print(render_adapt_report(report), highlight=False)
+
+
+if __name__ == "__main__":
+    app()

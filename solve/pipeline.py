@@ -35,6 +35,9 @@ class Engine:
 
     model: Any
     tokenizer: Any
+    # None: plain PyTorch in this process. Else a ttt.train.StepRunner for one of several data-parallel
+    # ranks (ttt.ds.DeepSpeedRunner): training goes through it and sampling is split across its ranks.
+    runner: Any = None
 
     @classmethod
     def load(cls, cfg: RunConfig) -> Engine:
@@ -63,6 +66,20 @@ class TaskState:
 
     def time_left(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def mine(self, views: list[Augmentation]) -> list[Augmentation]:
+        """This rank's share of the views (all of them in one process)."""
+        r = self.engine.runner if self.engine is not None else None
+        return views if r is None or r.world == 1 else views[r.rank :: r.world]
+
+    def collect(self, items: list[Any], views: list[Augmentation]) -> list[Any]:
+        """Every rank's items (each with a `.view`) on rank 0, in view order as one process makes them;
+        [] on the other ranks, whose later stages then have nothing to do."""
+        r = self.engine.runner if self.engine is not None else None
+        if r is None or r.world == 1:
+            return items
+        order = {v: i for i, v in enumerate(views)}
+        return sorted(r.gather(items), key=lambda item: order[item.view])  # stable: within a view as sampled
 
 
 def task_views(task: Task, cfg: RunConfig, k: int) -> list[Augmentation]:
@@ -109,7 +126,7 @@ def stage_ttt(s: TaskState) -> dict[str, Any]:
     train_cfg = s.cfg.train if s.train_steps is None else s.cfg.train.model_copy(update={"steps": s.train_steps})
     reset_adapter(s.engine.model, train_cfg.seed)  # a fresh adapter computes exactly the base model
     nll_before = heldout_nll(s)
-    result = adapt(s.engine.model, s.engine.tokenizer, s.samples, train_cfg, s.deadline)
+    result = adapt(s.engine.model, s.engine.tokenizer, s.samples, train_cfg, s.deadline, runner=s.engine.runner)
     info = result.to_dict()
     losses = info.pop("losses", [])
     first, last = (losses[0], losses[-1]) if losses else (None, None)
@@ -122,7 +139,8 @@ def stage_induction(s: TaskState) -> dict[str, Any]:
 
     c = s.cfg.solve
     views = task_views(s.task, s.cfg, c.program_views)
-    texts = sample_programs(s.engine.model, s.engine.tokenizer, s.task, views, c.programs_per_view, c, s.cfg.run.seed, s.time_left())
+    texts = sample_programs(s.engine.model, s.engine.tokenizer, s.task, s.mine(views), c.programs_per_view, c, s.cfg.run.seed, s.time_left())
+    texts = s.collect(texts, views)
     found = [(t.view, extract_program(t.text)) for t in texts]
     s.programs = [(v, e.source) for v, e in found if e.source is not None]
     return {"views": len(views), "sampled": len(texts), "parsed": len(s.programs)}
@@ -132,7 +150,7 @@ def stage_verify(s: TaskState) -> dict[str, Any]:
     from solve.verify import Candidate, verify
 
     candidates = [Candidate(f"p{i}", src, view) for i, (view, src) in enumerate(s.programs)]
-    s.program_results = verify(s.task, candidates, s.sandbox)
+    s.program_results = verify(s.task, candidates, s.sandbox) if candidates else []  # ranks > 0 have no sandbox
     verified = sum(r.verified for r in s.program_results)
     partial = sum(r.train_correct > 0 and not r.verified for r in s.program_results)
     errors: dict[str, int] = {}
@@ -147,7 +165,8 @@ def stage_transduction(s: TaskState) -> dict[str, Any]:
 
     c = s.cfg.solve
     views = task_views(s.task, s.cfg, c.grid_views)
-    guesses = predict_grids(s.engine.model, s.engine.tokenizer, s.task, views, c, s.cfg.run.seed, s.time_left())
+    guesses = predict_grids(s.engine.model, s.engine.tokenizer, s.task, s.mine(views), c, s.cfg.run.seed, s.time_left())
+    guesses = s.collect(guesses, views)
     score_views = task_views(s.task, s.cfg, c.score_views)
     s.extras, n_candidates = [], 0
     for i in range(len(s.task.test_inputs)):

@@ -34,9 +34,11 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "stages": {k: _stat(v) for k, v in stages.items()},
         "programs_verified_per_task": float(np.mean([v.get("verified", 0) for v in verify])) if verify else 0.0,
         "tasks_with_verified_program": sum(v.get("verified", 0) > 0 for v in verify),
+        "frac_tasks_with_verified_program": float(np.mean([v.get("verified", 0) > 0 for v in verify])) if verify else 0.0,
         "ttt_steps_mean": float(np.mean([t.get("steps", 0) for t in ttt])) if ttt else 0.0,
         "heldout_nll_before": float(np.mean(nll0)) if nll0 else None,
         "heldout_nll_after": float(np.mean(nll)) if nll else None,
+        "heldout_nll_tasks": len(nll),  # tasks whose test outputs were known and scored (the NLL means cover only these)
     }
 
 

@@ -7,6 +7,7 @@ largest tasks first, each with a share of the remaining time and a hard per-task
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +48,23 @@ def run_tasks(
     engine: Engine | None = None,
     solve: Callable[..., dict[str, Any]] = solve_task,
 ) -> RunDir:
-    """Solve every pending task of `tasks` into `opts.out` (resuming what is there)."""
+    """Solve every pending task of `tasks` into `opts.out` (resuming what is there).
+
+    `cfg.placement.mode` picks the processes: single (here), per_gpu (solve.per_gpu: one worker per
+    device) or deepspeed (solve.ds_run: this process is one rank of a `deepspeed` launch). A caller's
+    own `engine` or `solve` function keeps the run in this process.
+    """
     from solve.sandbox import Sandbox
+
+    mode = cfg.placement.mode
+    if mode != "single" and engine is None and solve is solve_task:
+        if mode == "per_gpu":
+            from solve.per_gpu import run_per_gpu
+
+            return run_per_gpu(cfg, tasks, opts, console or Console())
+        from solve.ds_run import run_deepspeed
+
+        return run_deepspeed(cfg, tasks, opts, console or Console())
 
     console = console or Console()
     run = RunDir.open(opts.out, tasks, cfg.model_dump(mode="json"))
@@ -77,34 +93,58 @@ def run_tasks(
 
 def _one(task, cfg, engine, sandbox, planner, solve, run: RunDir, opts: RunOptions, on_stage=None) -> dict[str, Any]:
     start = time.monotonic()
-    deadline, steps, plan = None, None, None
-    if planner is not None:
-        budget = planner.allot(task, start)
-        if budget is None:
-            rec = failed_record(task, "budget", TimeoutError("global deadline too close: task not started"))
-            _timeline(run, opts, task.id, "skipped", start, rec)
-            return rec
-        deadline, steps, plan = budget.deadline, budget.steps, budget.reason
-    _timeline(run, opts, task.id, "start", start, {"plan": plan, "steps": steps})
+    budget, skipped = begin_task(task, planner, run, opts, start)
+    if skipped is not None:
+        return skipped
+    deadline, steps = (None, None) if budget is None else (budget.deadline, budget.steps)
     try:
         rec = solve(task, cfg, engine, sandbox, deadline=deadline, train_steps=steps, on_stage=on_stage)
     except Exception as e:  # solve_task records its own failures; this is a bug outside any stage
         rec = failed_record(task, "pipeline", e, time.monotonic() - start)
+    return end_task(task, rec, budget, planner, run, opts)
+
+
+def begin_task(task, planner, run: RunDir, opts: RunOptions, now: float, worker: int = 0, steps_cap: int | None = None):
+    """(budget, None) for a task about to start (budget None without a planner), or (None, record) when
+    the global deadline leaves no time to start it. `steps_cap` (a retry) lowers the planned steps."""
+    budget = None
+    if planner is not None:
+        budget = planner.allot(task, now)
+        if budget is None:
+            rec = failed_record(task, "budget", TimeoutError("global deadline too close: task not started"))
+            _timeline(run, opts, task.id, "skipped", now, rec, worker)
+            return None, rec
+    if steps_cap is not None:
+        from solve.budget import TaskBudget
+
+        deadline = budget.deadline if budget is not None else math.inf
+        steps = steps_cap if budget is None else min(budget.steps, steps_cap)
+        budget = TaskBudget(budget.seconds if budget else math.inf, deadline, steps, f"retry: steps capped at {steps_cap}")
+    plan = None if budget is None else budget.reason
+    steps = None if budget is None else budget.steps
+    _timeline(run, opts, task.id, "start", now, {"plan": plan, "steps": steps}, worker)
+    return budget, None
+
+
+def end_task(task, rec: dict[str, Any], budget, planner, run: RunDir, opts: RunOptions, worker: int = 0) -> dict[str, Any]:
+    """Tell the planner what the task cost, note its plan in the record, log the finish."""
     if planner is not None:
         t = rec.get("stages", {}).get("ttt", {})
         planner.observe(task, rec.get("seconds", 0.0), t.get("train_seconds", t.get("seconds", 0.0)), t.get("steps", 0))
-        rec["plan"] = {"seconds": round(budget.seconds, 2), "steps": steps, "reason": plan}
-    _timeline(run, opts, task.id, "finish", time.monotonic(), {"status": rec["status"], "seconds": rec.get("seconds")})
+    if budget is not None:  # a planner's share, or a retry's cap
+        seconds = round(budget.seconds, 2) if math.isfinite(budget.seconds) else None
+        rec["plan"] = {"seconds": seconds, "steps": budget.steps, "reason": budget.reason}
+    _timeline(run, opts, task.id, "finish", time.monotonic(), {"status": rec["status"], "seconds": rec.get("seconds")}, worker)
     return rec
 
 
-def _timeline(run: RunDir, opts: RunOptions, task_id: str, event: str, at: float, info: dict[str, Any]) -> None:
+def _timeline(run: RunDir, opts: RunOptions, task_id: str, event: str, at: float, info: dict[str, Any], worker: int = 0) -> None:
     if not opts.timeline:
         return
     import json
 
     with open(run.path / "timeline.jsonl", "a") as f:
-        f.write(json.dumps({"task_id": task_id, "event": event, "wall": time.time(), "worker": 0, **info}) + "\n")
+        f.write(json.dumps({"task_id": task_id, "event": event, "wall": time.time(), "worker": worker, **info}) + "\n")
 
 
 def _finish(run: RunDir, console: Console) -> None:

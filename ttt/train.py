@@ -3,7 +3,9 @@
 `train_step` is the whole optimizer step and takes `backward` and `step` callables, so the same
 code runs plain PyTorch (`loss.backward()`, AdamW) and a DeepSpeed engine (`engine.backward`,
 `engine.step`). `adapt` is the per-task loop: reset adapter, new optimizer, schedule, token-budget
-micro-batches, stop at `steps` or the deadline.
+micro-batches, stop at `steps` or the deadline. What differs between one process and data-parallel
+ranks (who owns the optimizer, which micro-batches a rank takes, agreeing on losses and on stopping)
+lives behind a `StepRunner`; `LocalRunner` is plain PyTorch, `ttt.ds.DeepSpeedRunner` a DeepSpeed engine.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -74,6 +76,58 @@ def micro_batches(lengths: Sequence[int], batch_tokens: int, rng: np.random.Gene
         yield group
 
 
+class StepRunner(Protocol):
+    """How optimizer steps are taken: one process (LocalRunner) or one rank of many (ttt.ds)."""
+
+    rank: int
+    world: int
+
+    def start(self, model: Any, params: list[torch.nn.Parameter], cfg: TrainConfig) -> None:
+        """Fresh optimizer state for a task whose adapter was just reset."""
+
+    def backward(self, loss: torch.Tensor) -> None: ...
+
+    def step(self) -> None: ...
+
+    def mean(self, value: float) -> float:
+        """The mean of `value` over ranks (identity in one process)."""
+
+    def any(self, flag: bool) -> bool:
+        """True when any rank says True: ranks must stop at the same step or the next collective hangs."""
+
+    def finish(self) -> None:
+        """Drop per-task optimizer state (grads, moments)."""
+
+
+class LocalRunner:
+    """One process: torch AdamW over the LoRA weights, warmup + decay schedule, gradient clipping."""
+
+    rank, world = 0, 1
+
+    def start(self, model: Any, params: list[torch.nn.Parameter], cfg: TrainConfig) -> None:
+        self.params = params
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg))
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def step(self) -> None:
+        torch.nn.utils.clip_grad_norm_(self.params, MAX_GRAD_NORM)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def mean(self, value: float) -> float:
+        return value
+
+    def any(self, flag: bool) -> bool:
+        return flag
+
+    def finish(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+
+
 @dataclass
 class AdaptResult:
     steps: int
@@ -110,10 +164,16 @@ def adapt(
     samples: Sequence[Sample],
     cfg: TrainConfig,
     deadline: float | None = None,
+    runner: StepRunner | None = None,
 ) -> AdaptResult:
     """Train a freshly reset adapter on `samples`. `deadline` is a `time.monotonic()` value; a step is
-    not started if the mean step time so far says it would end past the deadline (or cfg.time_budget_s)."""
+    not started if the mean step time so far says it would end past the deadline (or cfg.time_budget_s).
+
+    With `runner` a rank of `world` data-parallel ranks, every rank draws the same micro-batch stream
+    and takes every `world`-th micro-batch of each step (grad_accum x world per step in all); the
+    recorded loss is the mean over ranks."""
     start = time.monotonic()
+    runner = runner or LocalRunner()
     if cfg.time_budget_s is not None:
         deadline = min(deadline if deadline is not None else math.inf, start + cfg.time_budget_s)
     reset_adapter(model, cfg.seed)
@@ -123,16 +183,7 @@ def adapt(
     if not encoded:
         return AdaptResult(0, time.monotonic() - start, [], 0.0, "no_samples", sample_info)
 
-    params = lora_parameters(model)
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
-
-    def step() -> None:
-        torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-
+    runner.start(model, lora_parameters(model), cfg)
     device = model_device(model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     stream = micro_batches([len(e.input_ids) for e in encoded], cfg.batch_tokens, np.random.default_rng(cfg.seed))
@@ -143,17 +194,19 @@ def adapt(
     try:
         for _ in range(cfg.steps):
             now = time.monotonic()
-            if deadline is not None and now + (train_s / len(losses) if losses else 0.0) > deadline:
+            late = deadline is not None and now + (train_s / len(losses) if losses else 0.0) > deadline
+            if runner.any(late):
                 stopped_by = "deadline"
                 break
-            mbs = [_batch(encoded, next(stream), pad_id, device) for _ in range(cfg.grad_accum)]
-            losses.append(train_step(model, mbs, lambda loss: loss.backward(), step))
+            drawn = [next(stream) for _ in range(cfg.grad_accum * runner.world)]
+            mbs = [_batch(encoded, g, pad_id, device) for g in drawn[runner.rank :: runner.world]]
+            losses.append(runner.mean(train_step(model, mbs, runner.backward, runner.step)))
             tokens += sum(mb.n_tokens for mb in mbs)
             train_s += time.monotonic() - now
     finally:
         model.eval()
         set_checkpointing(model, False)
-        optimizer.zero_grad(set_to_none=True)
+        runner.finish()
     return AdaptResult(len(losses), time.monotonic() - start, losses, tokens / train_s if train_s else 0.0, stopped_by, sample_info)
 
 
