@@ -87,7 +87,7 @@ def _load_config(config: Path | None, overrides: list[str] | None):
         raise _fail(str(e)) from None
 
 
-def small_tasks(tasks, n: int, max_side: int = 10):
+def small_tasks(tasks, n: int, max_side: int = 6):
     """The demo's rule: the first `n` tasks (by id) whose every grid is at most max_side x max_side."""
     return [t for t in sorted(tasks, key=lambda t: t.id) if t.max_side <= max_side][:n]
 
@@ -129,7 +129,7 @@ def run(
     solutions: SolutionsOpt = None,
     task_ids: Annotated[Optional[str], typer.Option("--task-ids", help="comma-separated task ids")] = None,
     limit: Annotated[Optional[int], typer.Option(help="at most this many tasks")] = None,
-    demo_tasks: Annotated[int, typer.Option(help="pick the first N tasks whose grids are all <= 10x10")] = 0,
+    demo_tasks: Annotated[int, typer.Option(help="pick the first N tasks (by id) whose grids are all <= 6x6 (CPU demo)")] = 0,
     shard: Annotated[Optional[str], typer.Option(help="i/n: run the i-th of n interleaved slices of the task list")] = None,
     deadline: Annotated[Optional[float], typer.Option(help="global deadline in seconds from now (budget planner)")] = None,
     overrides: SetOpt = None,

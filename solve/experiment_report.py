@@ -89,7 +89,7 @@ def markdown(manifest: Manifest, rows: Sequence[dict[str, Any]], title: str) -> 
     lead = manifest.params or []
     head = ["point", *[p for p in lead if p != "augment.set"]] if manifest.kind == "sweep" else ["augment set"]
     cols = ["tasks", "pass@2", "solved", "NLL before", "NLL after", "verified / task", "tasks w/ verified",
-            "s/task mean", "s/task p90"]
+            "s/task mean", "s/task p90"] + (["Pareto (time vs)"] if manifest.kind == "sweep" else [])
     lines = [f"# {title}", ""]
     lines.append(f"{len(manifest.task_ids)} task(s); config `{manifest.config or 'defaults'}`"
                  + (f" with `{' '.join(manifest.base_overrides)}`" if manifest.base_overrides else "")
@@ -102,6 +102,8 @@ def markdown(manifest: Manifest, rows: Sequence[dict[str, Any]], title: str) -> 
         fail = f" ({r['failed']} failed)" if r["failed"] else ""
         cells = [f"{r['tasks']}{fail}", _f(r["pass2"]), f"{r['solved']}/{r['scored_tasks']}", _f(r["nll_before"]),
                  _f(r["nll_after"]), _f(r["verified_per_task"], 2), frac, _f(r["sec_mean"], 1), _f(r["sec_p90"], 1)]
+        if manifest.kind == "sweep":
+            cells.append(", ".join(n for m, n in (("pass2", "pass@2"), ("nll_after", "NLL")) if r.get(f"pareto_{m}")))
         lines.append("| " + " | ".join(lead_cells + cells) + " |")
     stages = [s for s in STAGES if any(r.get(f"{s}_mean_s") is not None for r in rows)]
     lines += ["", "Seconds per task by stage, mean (p90):", "", "| point | " + " | ".join(stages) + " |",
@@ -114,7 +116,8 @@ def markdown(manifest: Manifest, rows: Sequence[dict[str, Any]], title: str) -> 
         "pass@2: official scoring (per task, the fraction of test inputs with an exact attempt; mean over tasks). "
         "NLL: mean over tasks of the per-token negative log-likelihood of the true test outputs, before and after "
         "TTT (only tasks with known outputs). Leave-one-out NLL on train pairs is not recorded by the pipeline and "
-        "is not shown.",
+        "is not shown." + (" Pareto: no other point has lower mean seconds per task and a better metric."
+                           if manifest.kind == "sweep" else ""),
     ]
     return "\n".join(lines) + "\n"
 
@@ -126,6 +129,12 @@ def write_tables(out: Path, manifest: Manifest) -> dict[str, Path]:
         records = point_records(out / p.name, manifest.task_ids)
         rows.append(point_row(p.name, p.values, records))
         tasks_by_point[p.name] = per_task(records)
+    fronts: dict[str, list[int]] = {}
+    if manifest.kind == "sweep":
+        for m in ("pass2", "nll_after"):
+            fronts[m] = pareto_front([r["sec_mean"] for r in rows], [r[m] for r in rows], maximize=(m == "pass2"))
+            for i, r in enumerate(rows):
+                r[f"pareto_{m}"] = i in fronts[m]
     paths = {ext: out / f"{manifest.kind}.{ext}" for ext in ("csv", "md", "png")}
     write_csv(rows, paths["csv"])
     title = "Augmentation ablation" if manifest.kind == "ablation" else f"Sweep over {', '.join(manifest.params)}"
@@ -135,7 +144,5 @@ def write_tables(out: Path, manifest: Manifest) -> dict[str, Path]:
     if manifest.kind == "ablation":
         plots.plot_ablation(rows, tasks_by_point, paths["png"], title)
     else:
-        fronts = {m: pareto_front([r["sec_mean"] for r in rows], [r[m] for r in rows], maximize=(m == "pass2"))
-                  for m in ("pass2", "nll_after")}
         plots.plot_sweep(rows, fronts, paths["png"], title)
     return paths

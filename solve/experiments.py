@@ -143,8 +143,8 @@ def _yaml_value(raw: str) -> Any:
         return raw  # load_config reports the bad value with its key; the table just shows the text
 
 
-def sweep_points(param_texts: Sequence[str]) -> list[Point]:
-    """Points of `--param` texts; raises ConfigError listing every malformed param or unknown key."""
+def _parse_params(param_texts: Sequence[str]) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """The well-formed params with known keys, and a problem line for each of the others."""
     problems, params = [], []
     for text in param_texts:
         try:
@@ -161,23 +161,62 @@ def sweep_points(param_texts: Sequence[str]) -> list[Point]:
             params.append((key, values))
     if not param_texts:
         problems.append("give at least one --param section.key=v1,v2,...")
+    return params, problems
+
+
+def sweep_plan(
+    config: str | Path | None, base_overrides: Sequence[str], param_texts: Sequence[str]
+) -> tuple[list[Point], list[RunConfig]]:
+    """Points of `--param` texts and their configs; one ConfigError lists every problem.
+
+    Each bad value is reported once ('train.steps=-1: ...'), not once per grid point containing it;
+    a point is named only for problems that no single value explains.
+    """
+    params, problems = _parse_params(param_texts)
+    base = _problems(config, base_overrides)
+    problems += base
+    known = set(base)
+    for key, values in params:
+        for v in values:
+            for q in _problems(config, [*base_overrides, f"{key}={v}"]):
+                if q not in known:
+                    known.add(q)
+                    problems.append(f"{key}={v}: {q}")
+    points = grid_points(params) if params else []
+    cfgs, point_problems = _point_configs(config, base_overrides, points, known)
+    problems += point_problems
     if problems:
         raise ConfigError("sweep", problems)
-    return grid_points(params)
+    return points, cfgs
 
 
-def point_configs(config: str | Path | None, base_overrides: Sequence[str], points: Sequence[Point]) -> list[RunConfig]:
-    """Every point's resolved config; raises one ConfigError listing the problems of all points."""
+def _problems(config: str | Path | None, overrides: Sequence[str]) -> list[str]:
+    try:
+        load_config(config, list(overrides))
+    except ConfigError as e:
+        return list(e.problems)
+    return []
+
+
+def _point_configs(
+    config: str | Path | None, base_overrides: Sequence[str], points: Sequence[Point], known: set[str]
+) -> tuple[list[RunConfig], list[str]]:
     cfgs, problems = [], []
     for p in points:
         try:
             cfgs.append(load_config(config, [*base_overrides, *p.overrides]))
         except ConfigError as e:
-            problems += [f"point {p.name}: {q}" for q in e.problems]
-    if problems:
-        # The same bad base config fails every point the same way: say it once.
-        problems = list(dict.fromkeys(problems))
-        raise ConfigError(str(config) if config else "config", problems)
+            problems += [f"point {p.name}: {q}" for q in e.problems if q not in known]
+    return cfgs, problems
+
+
+def point_configs(config: str | Path | None, base_overrides: Sequence[str], points: Sequence[Point]) -> list[RunConfig]:
+    """Every point's resolved config; raises one ConfigError listing the problems of all points
+    (problems of the base config, file + --set, listed once rather than once per point)."""
+    base = _problems(config, base_overrides)
+    cfgs, problems = _point_configs(config, base_overrides, points, set(base))
+    if base or problems:
+        raise ConfigError(str(config) if config else "config", base + problems)
     return cfgs
 
 
@@ -247,6 +286,18 @@ def check_resumable(run_dir: Path, cfg: RunConfig) -> None:
         raise ExperimentError(f"{run_dir} holds results of a different config (keys: {', '.join(diff)}); use a new --out")
 
 
+def check_points(points: Sequence[Point], cfgs: Sequence[RunConfig], out: Path) -> None:
+    """Raise ExperimentError naming every point directory that holds results of another config."""
+    problems = []
+    for p, cfg in zip(points, cfgs):
+        try:
+            check_resumable(out / p.name, cfg)
+        except ExperimentError as e:
+            problems.append(str(e))
+    if problems:
+        raise ExperimentError("\n".join(problems))
+
+
 def _pending(run_dir: Path, task_ids: Sequence[str]) -> bool:
     from solve.rundir import read_results
 
@@ -268,8 +319,7 @@ def run_points(
     from solve.run import RunOptions, run_tasks
 
     run = run or run_tasks
-    for p, cfg in zip(points, cfgs):
-        check_resumable(out / p.name, cfg)  # all checks first: do not fail at point 4 of 5
+    check_points(points, cfgs, out)  # all checks first: do not fail at point 4 of 5
     engine, engine_key = None, None
     ids = [t.id for t in tasks]
     for i, (p, cfg) in enumerate(zip(points, cfgs)):

@@ -29,6 +29,7 @@ def worker_main(slot: int, conn: Any, cfg_data: dict[str, Any], device: str, thr
     import torch
 
     from solve.pipeline import Engine, error_record, failed_record, solve_task
+    from solve.peak_memory import peak_memory, reset_peak_memory
     from solve.runconfig import config_from_dict
     from solve.sandbox import Sandbox
 
@@ -54,7 +55,7 @@ def worker_main(slot: int, conn: Any, cfg_data: dict[str, Any], device: str, thr
                 return
             _, task, seconds_left, steps, try_number = msg
             deadline = None if seconds_left is None else time.monotonic() + seconds_left
-            _reset_peak_memory(torch)
+            reset_peak_memory()
             hook = _stage_hook(conn, task.id, try_number)
             start = time.monotonic()
             try:
@@ -63,7 +64,7 @@ def worker_main(slot: int, conn: Any, cfg_data: dict[str, Any], device: str, thr
                 rec = failed_record(task, "pipeline", e, time.monotonic() - start)
             done += 1
             rec["worker"] = {"slot": slot, "pid": os.getpid(), "device": device, "task_number": done, "try": try_number}
-            rec["worker"].update(_peak_memory(torch))
+            rec["worker"].update(peak_memory())
             conn.send(("done", task.id, rec))
 
 
@@ -76,29 +77,3 @@ def _stage_hook(conn: Any, task_id: str, try_number: int):
             os.kill(os.getpid(), signal.SIGKILL)
 
     return on_stage
-
-
-def _reset_peak_memory(torch: Any) -> None:
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-    try:  # Linux: writing 5 resets VmHWM (peak RSS) of this process, so the peak is per task
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass  # not Linux or not permitted: the peak is then since the worker started
-
-
-def _peak_memory(torch: Any) -> dict[str, float]:
-    out: dict[str, float] = {}
-    if torch.cuda.is_available():
-        out["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    out["peak_rss_mb"] = round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        import resource
-
-        out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    return out

@@ -231,7 +231,8 @@ def solve_task(
             record["stages"][name] = {"seconds": round(time.monotonic() - t0, 3), **info}
         except Exception as e:  # recorded with stage and traceback; the vote below still runs
             record["stages"][name] = {"seconds": round(time.monotonic() - t0, 3), "failed": True}
-            record["status"] = "failed"
+            # Running out of time is the budget working, not a bug: keep it apart from failures.
+            record["status"] = "deadline" if isinstance(e, DeadlineReached) else "failed"
             record["error"] = error_record(name, e)
             break
     t0 = time.monotonic()

@@ -26,42 +26,56 @@ def _jitter(n: int, width: float = 0.25) -> list[float]:
 
 
 def plot_ablation(rows: Sequence[dict[str, Any]], per_task: dict[str, list[dict[str, Any]]], path: Path, title: str) -> None:
-    """Bars of the point means with each task's value as a dot: pass@2 left, NLL after TTT right."""
+    """Left: pass@2 bars with each task as a dot. Right: NLL after TTT, mean +- standard error with each
+    task as a dot and the mean before TTT as a red tick (no bars: NLL differences are small next to
+    its size, and a bar from zero would hide them)."""
     plt = _pyplot()
     names = [r["point"] for r in rows]
     x = list(range(len(rows)))
-    fig, axes = plt.subplots(1, 2, figsize=(max(8.0, 2.2 * len(rows) + 3), 4.2), constrained_layout=True)
-    panels = (
-        ("pass2", "score", "pass@2 (official scoring)", "tab:blue"),
-        ("nll_after", "nll_after", "held-out NLL per token after TTT (lower is better)", "tab:orange"),
-    )
-    for ax, (metric, task_key, label, color) in zip(axes, panels):
-        means = [r[metric] if r[metric] is not None else 0.0 for r in rows]
-        ax.bar(x, means, color=color, alpha=0.45, width=0.6, label="mean over tasks")
-        for xi, r in zip(x, rows):
-            vals = [t[task_key] for t in per_task.get(r["point"], []) if t[task_key] is not None]
-            offs = _jitter(len(vals))
-            ax.scatter([xi + o for o in offs], vals, s=14, color="black", zorder=3,
-                       label="one task" if xi == 0 else None)
-            if r[metric] is None:
-                ax.text(xi, 0, "n/a", ha="center", va="bottom", fontsize=8)
-            else:
-                ax.text(xi, r[metric], f"{r[metric]:.3g}", ha="center", va="bottom", fontsize=8, color="dimgray")
-        if metric == "nll_after":
-            before = [(xi, r["nll_before"]) for xi, r in zip(x, rows) if r["nll_before"] is not None]
-            if before:
-                ax.scatter([b[0] for b in before], [b[1] for b in before], marker="_", s=500, color="tab:red",
-                           zorder=4, label="mean NLL before TTT")
-        else:
-            ax.set_ylim(-0.05, 1.05)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(max(9.0, 2.0 * len(rows) + 4), 4.4), constrained_layout=True)
+
+    left.bar(x, [r["pass2"] or 0.0 for r in rows], color="tab:blue", alpha=0.45, width=0.6, label="mean over tasks")
+    for xi, r in zip(x, rows):
+        vals = [t["score"] for t in per_task.get(r["point"], []) if t["score"] is not None]
+        left.scatter([xi + o for o in _jitter(len(vals))], vals, s=14, color="black", zorder=3,
+                     label="one task" if xi == 0 else None)
+        left.text(xi, (r["pass2"] or 0.0) + 0.02, "n/a" if r["pass2"] is None else f"{r['pass2']:.2f}",
+                  ha="center", va="bottom", fontsize=8)
+    left.set_ylim(-0.05, 1.05)
+    left.set_ylabel("pass@2 (official scoring)")
+
+    for xi, r in zip(x, rows):
+        vals = [t["nll_after"] for t in per_task.get(r["point"], []) if t["nll_after"] is not None]
+        right.scatter([xi + o for o in _jitter(len(vals))], vals, s=14, color="gray", zorder=2,
+                      label="one task, after" if xi == 0 else None)
+        if r["nll_after"] is not None:
+            se = _stderr(vals)
+            right.errorbar([xi], [r["nll_after"]], yerr=[se], fmt="D", color="tab:orange", ms=7, capsize=5, zorder=3,
+                           label="mean after TTT (+- s.e.)" if xi == 0 else None)
+            right.annotate(f"{r['nll_after']:.3f}", (xi, r["nll_after"]), textcoords="offset points", xytext=(9, -3),
+                           fontsize=8)
+        if r["nll_before"] is not None:
+            right.scatter([xi], [r["nll_before"]], marker="_", s=600, color="tab:red", zorder=4,
+                          label="mean before TTT" if xi == 0 else None)
+    if all(r["nll_after"] is None for r in rows):
+        right.text(0.5, 0.5, "not available (no known test outputs)", ha="center", va="center", transform=right.transAxes)
+    right.set_ylabel("held-out NLL per token (lower is better)")
+    for ax in (left, right):
         ax.set_xticks(x, names, rotation=20, ha="right")
-        ax.set_ylabel(label)
+        ax.set_xlim(-0.6, len(rows) - 0.4)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7, loc="best")
     n_tasks = max((r["tasks"] for r in rows), default=0)
     fig.suptitle(f"{title} ({n_tasks} tasks)")
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _stderr(vals: Sequence[float]) -> float:
+    if len(vals) < 2:
+        return 0.0
+    mean = sum(vals) / len(vals)
+    return (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1) / len(vals)) ** 0.5
 
 
 def plot_sweep(rows: Sequence[dict[str, Any]], fronts: dict[str, list[int]], path: Path, title: str) -> None:

@@ -26,7 +26,8 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     nll0 = [t["nll_before"] for t in ttt if t.get("nll_before") is not None]
     return {
         "tasks": len(records),
-        "failed": sum(r.get("status") != "ok" for r in records),
+        "failed": sum(r.get("status") == "failed" for r in records),
+        "deadline": sum(r.get("status") == "deadline" for r in records),
         "scored_tasks": len(scored),
         "score": float(np.mean(scored)) if scored else None,
         "solved": sum(s == 1.0 for s in scored),
@@ -52,7 +53,7 @@ def report_markdown(records: Sequence[dict[str, Any]], title: str = "arc-ttt run
     lines = [
         f"# {title}",
         "",
-        f"- tasks: {s['tasks']} (failed: {s['failed']})",
+        f"- tasks: {s['tasks']} (failed: {s['failed']}, out of time: {s['deadline']})",
         f"- score: {score}",
         f"- seconds per task: mean {s['seconds_per_task']['mean']:.1f}, p90 {s['seconds_per_task']['p90']:.1f}",
         f"- programs verified per task: {s['programs_verified_per_task']:.2f}; tasks with a verified program: "

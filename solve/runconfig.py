@@ -42,6 +42,9 @@ class PlacementConfig(BaseModel):
     workers: int = Field(0, ge=0, description="per_gpu workers (0 = one per visible GPU, or 1 on CPU)")
     zero_stage: Literal[2, 3] = Field(3, description="DeepSpeed ZeRO stage for placement.mode=deepspeed")
     recycle_every: int = Field(0, ge=0, description="restart a per_gpu worker after this many tasks (0 = never)")
+    collective_timeout_s: float = Field(
+        600.0, gt=0, description="deepspeed: seconds a rank waits in a collective before the task fails instead of hanging"
+    )
 
 
 class RunSection(BaseModel):
@@ -49,6 +52,9 @@ class RunSection(BaseModel):
 
     seed: int = Field(0, description="seed for augmentation, adapter init, training order and sampling")
     task_timeout_s: float | None = Field(None, gt=0, description="wall-clock cap per task (all stages); None = no cap")
+    ttt_time_fraction: float = Field(
+        0.5, gt=0, le=1, description="share of a task's remaining time that training may use when the task has a deadline"
+    )
     eval_nll: bool = Field(True, description="when test outputs are known, record their NLL before and after adaptation")
 
 

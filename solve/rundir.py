@@ -64,8 +64,11 @@ class RunDir:
     done: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, path: str | Path, tasks: Sequence[Task], config: dict[str, Any]) -> RunDir:
-        """Create or resume DIR: keep finished tasks, write a complete, valid submission now."""
+    def open(cls, path: str | Path, tasks: Sequence[Task], config: dict[str, Any] | None) -> RunDir:
+        """Create or resume DIR: keep finished tasks, write a complete, valid submission now.
+
+        config=None leaves DIR/config.yaml as it is (the Kaggle kernel opens DIR to write placeholders
+        before its config is loaded, and again to finalize, and must not clobber run_tasks' record)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         run = cls(path, tasks)
@@ -74,8 +77,9 @@ class RunDir:
             if rec.get("task_id") in run.submission:
                 run.done[rec["task_id"]] = rec
                 run.submission[rec["task_id"]] = rec["attempts"]
-        cfg_text = yaml.safe_dump({"config": config, "environment": environment_info()}, sort_keys=False)
-        (path / "config.yaml").write_text(cfg_text)
+        if config is not None:
+            cfg_text = yaml.safe_dump({"config": config, "environment": environment_info()}, sort_keys=False)
+            (path / "config.yaml").write_text(cfg_text)
         run.write_submission()
         return run
 

@@ -165,6 +165,6 @@ def test_task_deadline_stops_the_pipeline(two_tasks, cfg, engine):
 
     with Sandbox(cfg.sandbox) as sandbox:
         rec = solve_task(two_tasks[0], cfg, engine, sandbox, deadline=time.monotonic() - 1)
-    assert rec["status"] == "failed" and rec["error"]["type"] == "DeadlineReached"
+    assert rec["status"] == "deadline" and rec["error"]["type"] == "DeadlineReached"
     assert rec["error"]["stage"] == "augment"
     assert validate_submission({two_tasks[0].id: rec["attempts"]}, [two_tasks[0]]) == []

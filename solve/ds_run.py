@@ -1,0 +1,228 @@
+"""`placement.mode=deepspeed`: one task at a time, trained data-parallel across all ranks with ZeRO.
+
+Launch (every rank runs the same command; rank 0 is the only writer of the run directory):
+
+    deepspeed --num_gpus N --no_local_rank --module solve.ds_run \\
+        --config configs/deepspeed-cpu.yaml --out runs/ds --dataset arc-agi-1/evaluation --demo-tasks 4
+
+`python -m solve.ds_run ARGS` is `arc-ttt run ARGS`; `arc-ttt run` with placement.mode=deepspeed comes
+here (run_tasks dispatches). Without a launcher (no RANK in the environment) it runs as one rank.
+
+Per task, on every rank: the same augment, `ttt.train.adapt` through a `ttt.ds.DeepSpeedRunner` (each
+rank takes its share of each step's micro-batches; ZeRO all-reduces the gradients), then each rank
+samples programs and grids for its share of the views; rank 0 gathers them, verifies in its sandbox,
+scores, votes and records. The per-task code is `solve.pipeline.solve_task`; this module only wraps
+each stage so that ranks agree before it (deadline) and after it (did any rank fail).
+
+Faults: collectives time out after `placement.collective_timeout_s` instead of hanging. A stage that
+fails on any rank fails the task on all ranks, and rank 0 records it with that rank's error. When the
+failed stage holds collectives (ttt, induction, transduction) the ranks may be out of step in the
+training process group, so the run then stops cleanly: everything finished is recorded, the
+submission is valid, and the same command resumes after the failed task. A rank that dies outright
+makes the `deepspeed` launcher end the others (rerun to resume).
+
+CPU (DeepSpeed 0.19.8, DS_ACCELERATOR=cpu, gloo): ZeRO-2 works. ZeRO-3: see `ZERO3_NOTE`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from datetime import timedelta
+from typing import Any, Callable, Sequence
+
+from rich.console import Console
+
+from augment.tasks import Task
+from solve.pipeline import DeadlineReached, Engine, error_record, failed_record, solve_task, stages_for
+from solve.run import RunOptions, _finish, begin_task, end_task
+from solve.rundir import RunDir
+from solve.runconfig import RunConfig
+
+# Test-only fault hook: "<rank>:<task id>" makes that rank raise at the start of the task's ttt stage.
+FAIL_ENV = "ARC_TTT_TEST_FAIL_RANK"
+COLLECTIVE_STAGES = {"ttt", "induction", "transduction"}  # stages whose collectives can fall out of step
+ZERO3_NOTE = "filled in below from what was measured"
+
+
+class RankFailed(RuntimeError):
+    """Another rank failed this stage; this rank stops the task with it."""
+
+
+class GroupBroken(RuntimeError):
+    """A stage with collectives failed: the training process group may be out of step."""
+
+
+def _single_rank_env() -> None:
+    """Without a launcher: a one-rank group on this host (torch.distributed reads these variables)."""
+    if "RANK" in os.environ:
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+
+
+def init_ranks(timeout_s: float) -> tuple[int, int, int, Any]:
+    """(rank, world, local_rank, control group): the default group (gloo on CPU, nccl on GPU) and a gloo
+    group for the small per-stage agreements, separate so they never pair with a training collective."""
+    import deepspeed
+    import torch
+    import torch.distributed as dist
+
+    _single_rank_env()
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo", timeout=timedelta(seconds=timeout_s), verbose=False)
+    # The control group waits longer: it is where a rank learns that another one timed out.
+    ctl = dist.new_group(backend="gloo", timeout=timedelta(seconds=2 * timeout_s + 60))
+    return dist.get_rank(), dist.get_world_size(), local_rank, ctl
+
+
+class StageSync:
+    """Wraps pipeline stages so every rank runs, skips and fails the same stages of a task."""
+
+    def __init__(self, ctl: Any, rank: int, world: int):
+        self.ctl, self.rank, self.world = ctl, rank, world
+        self.deadline: float | None = None
+        self.task_id = ""
+        self.broken = False
+
+    def exchange(self, value: Any) -> list[Any]:
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world
+        dist.all_gather_object(out, value, group=self.ctl)
+        return out
+
+    def wrap(self, name: str, fn: Callable[[Any], dict[str, Any]]) -> Callable[[Any], dict[str, Any]]:
+        def run(s: Any) -> dict[str, Any]:
+            s.deadline = self.deadline  # solve_task got no deadline: its own check would be per rank
+            late = self.deadline is not None and time.monotonic() >= self.deadline
+            if any(self.exchange(late)):
+                raise DeadlineReached(f"task deadline passed before stage '{name}' (on some rank)")
+            err, exc = None, None
+            try:
+                if name == "ttt" and os.environ.get(FAIL_ENV) == f"{self.rank}:{self.task_id}":
+                    raise RuntimeError(f"test-only fault injected on rank {self.rank}")
+                info = fn(s)
+            except Exception as e:  # shared with the other ranks below, then re-raised into solve_task
+                err, exc = error_record(name, e), e
+            errors = [(r, e) for r, e in enumerate(self.exchange(err)) if e is not None]
+            if errors and name in COLLECTIVE_STAGES and self.world > 1:
+                self.broken = True
+            if exc is not None and (self.rank == 0 or errors[0][0] == self.rank):
+                raise exc
+            if errors:
+                r, e = errors[0]
+                raise RankFailed(f"rank {r} failed in stage '{name}': {e['type']}: {e['message']}\n{e['traceback']}")
+            return info
+
+        return run
+
+
+def run_deepspeed(cfg: RunConfig, tasks: Sequence[Task], opts: RunOptions, console: Console) -> RunDir | None:
+    """This process's part of a deepspeed run; returns the RunDir on rank 0, None elsewhere."""
+    import torch
+    import torch.distributed as dist
+
+    from solve.budget import BudgetPlanner
+    from solve.peak_memory import peak_memory, reset_peak_memory
+    from solve.sandbox import Sandbox
+    from ttt.ds import DeepSpeedRunner
+
+    rank, world, local_rank, ctl = init_ranks(cfg.placement.collective_timeout_s)
+    cuda = torch.cuda.is_available()
+    if not cuda:  # ranks share the host's cores
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // local_world))
+    device = f"cuda:{local_rank}" if cuda else "cpu"
+    # Deadlines are agreed by StageSync, not checked per rank inside solve_task.
+    local_cfg = cfg.model_copy(update={
+        "model": cfg.model.model_copy(update={"device": device}),
+        "run": cfg.run.model_copy(update={"task_timeout_s": None}),
+    })
+    run, planner, order = None, None, [None]
+    if rank == 0:
+        run = RunDir.open(opts.out, tasks, cfg.model_dump(mode="json"))
+        pending = run.pending()
+        if opts.global_deadline_s is not None:
+            planner = BudgetPlanner(time.monotonic() + opts.global_deadline_s, 1, cfg.train.steps, task_cap_s=cfg.run.task_timeout_s or 1e9)
+            pending = planner.order(pending)
+        order = [[t.id for t in pending]]
+    dist.broadcast_object_list(order, src=0, group=ctl)
+    by_id = {t.id: t for t in tasks}
+    todo = [by_id[i] for i in order[0]]
+    sync = StageSync(ctl, rank, world)
+    stages = [(n, sync.wrap(n, f)) for n, f in stages_for(cfg.solve.mode)]
+    if todo:
+        engine = Engine.load(local_cfg)
+        engine.runner = DeepSpeedRunner(engine.model, cfg.train, cfg.placement.zero_stage)
+        sandbox = Sandbox(cfg.sandbox) if rank == 0 else None
+        try:
+            for i, task in enumerate(todo):
+                plan, budget = [None], None
+                if rank == 0:
+                    budget, *share = _plan(task, cfg, planner, run, opts)
+                    plan = [tuple(share)]
+                dist.broadcast_object_list(plan, src=0, group=ctl)
+                seconds_left, steps, skipped = plan[0]
+                if skipped:
+                    if rank == 0:
+                        run.record(skipped)
+                    continue
+                sync.deadline = None if seconds_left is None else time.monotonic() + seconds_left
+                sync.task_id = task.id
+                reset_peak_memory()
+                start = time.monotonic()
+                try:
+                    rec = solve_task(task, local_cfg, engine, sandbox, train_steps=steps, stages=stages)
+                except Exception as e:  # a bug outside any stage (the stages record their own)
+                    rec = failed_record(task, "pipeline", e, time.monotonic() - start)
+                memory = sync.exchange(peak_memory())
+                if rank == 0:
+                    rec["ranks"] = [{"rank": r, **m} for r, m in enumerate(memory)]
+                    rec["zero_stage"] = cfg.placement.zero_stage
+                    run.record(end_task(task, rec, budget, planner, run, opts))
+                    console.print(f"[{i + 1}/{len(todo)}] {task.id}: {rec['status']} ({rec['seconds']:.1f} s)", highlight=False)
+                if sync.broken:
+                    if rank == 0:
+                        console.print(f"[red]stopping:[/] a rank failed inside a stage with collectives on {task.id}; "
+                                      "the run directory is valid, rerun the same command to resume")
+                    break
+        finally:
+            if sandbox is not None:
+                sandbox.close()
+    if rank == 0:
+        _finish(run, console)
+    if not sync.broken:
+        dist.barrier(group=ctl)
+    return run
+
+
+def _plan(task: Task, cfg: RunConfig, planner: Any, run: RunDir, opts: RunOptions) -> tuple[Any, float | None, int | None, dict | None]:
+    """Rank 0: (its budget, then what every rank gets: seconds left for the task, train steps, skipped record)."""
+    now = time.monotonic()
+    budget, skipped = begin_task(task, planner, run, opts, now)
+    if skipped is not None:
+        return None, None, None, skipped
+    left = None if budget is None else budget.deadline - now
+    if cfg.run.task_timeout_s is not None:
+        left = cfg.run.task_timeout_s if left is None else min(left, cfg.run.task_timeout_s)
+    return budget, left, None if budget is None else budget.steps, None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m solve.ds_run ARGS` = `arc-ttt run ARGS` (what the deepspeed launcher starts per rank)."""
+    from solve.cli import app
+
+    app(["run", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Training the LoRA adapter data-parallel across ranks with a DeepSpeed ZeRO engine.
+
+`DeepSpeedRunner` is a `ttt.train.StepRunner`: `ttt.train.adapt` runs its unchanged loop and calls
+`train_step` with `engine.backward` / `engine.step`. The engine is built once per process over the
+LoRA weights and kept for every task; between tasks the adapter is reset in place (as in one
+process), ZeRO's fp32 master copy is refreshed from it and the AdamW moments are dropped, so no task
+sees another's optimizer state and the base model is never reloaded.
+
+Matches the single-process optimizer: torch AdamW (lr, weight decay), the same warmup + decay
+(`lr_factor`, set on the param groups before each step) and gradient clipping at MAX_GRAD_NORM
+(DeepSpeed's `gradient_clipping`, applied to the global norm after the all-reduce).
+
+Requires torch.distributed to be initialized (see `solve.ds_run`). On CPU: gloo, ZeRO stage 2 (ZeRO-3
+on CPU: see solve/ds_run.py's docstring for what happens).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ttt.config import TrainConfig
+from ttt.lora import lora_parameters
+from ttt.train import MAX_GRAD_NORM, lr_factor
+
+
+def ds_config(zero_stage: int, grad_accum: int) -> dict[str, Any]:
+    return {
+        "train_micro_batch_size_per_gpu": 1,  # we feed the engine ourselves; only the product is checked
+        "gradient_accumulation_steps": grad_accum,
+        "gradient_clipping": MAX_GRAD_NORM,
+        "zero_optimization": {"stage": zero_stage},
+        "zero_allow_untested_optimizer": True,  # a client torch AdamW: the same optimizer as one process
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }
+
+
+class DeepSpeedRunner:
+    """One rank's view of data-parallel LoRA training; also the rank's collectives for the pipeline."""
+
+    def __init__(self, model: Any, cfg: TrainConfig, zero_stage: int):
+        import deepspeed
+        import torch.distributed as dist
+
+        self.dist = dist
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        self.grad_accum = cfg.grad_accum
+        self.zero_stage = zero_stage
+        params = lora_parameters(model)
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.engine, _, _, _ = deepspeed.initialize(
+            model=model, model_parameters=params, optimizer=self.optimizer, config=ds_config(zero_stage, cfg.grad_accum)
+        )
+        self.cfg = cfg
+        self.micro = 0  # micro-batches seen in the current optimizer step
+        self.steps = 0  # optimizer steps taken in the current task
+
+    # --- StepRunner ------------------------------------------------------------------------------
+
+    def start(self, model: Any, params: list[torch.nn.Parameter], cfg: TrainConfig) -> None:
+        if cfg.grad_accum != self.grad_accum:
+            raise ValueError(f"train.grad_accum changed from {self.grad_accum} to {cfg.grad_accum}: the engine is built for one value")
+        self.cfg, self.micro, self.steps = cfg, 0, 0
+        self.engine.optimizer.refresh_fp32_params()  # the adapter was reset in place: ZeRO's master copy follows
+        self.optimizer.state.clear()  # fresh AdamW moments and step counts for the new task
+        self.engine.zero_grad()
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.micro += 1
+        # train_step calls backward once per micro-batch and step once: mark the last one the boundary,
+        # where ZeRO reduces and partitions the gradients.
+        self.engine.set_gradient_accumulation_boundary(self.micro == self.grad_accum)
+        self.engine.backward(loss, scale_wrt_gas=False)  # train_step already divides by the step's tokens
+
+    def step(self) -> None:
+        lr = self.cfg.lr * lr_factor(self.steps, self.cfg)
+        for group in self.engine.optimizer.param_groups:
+            group["lr"] = lr
+        self.engine.step()
+        self.micro, self.steps = 0, self.steps + 1
+
+    def mean(self, value: float) -> float:
+        t = torch.tensor([value], dtype=torch.float64, device=self._device())
+        self.dist.all_reduce(t)
+        return float(t.item()) / self.world
+
+    def any(self, flag: bool) -> bool:
+        t = torch.tensor([int(flag)], dtype=torch.int64, device=self._device())
+        self.dist.all_reduce(t, op=self.dist.ReduceOp.MAX)
+        return bool(t.item())
+
+    def finish(self) -> None:
+        self.engine.zero_grad()
+
+    # --- sampling split across ranks ------------------------------------------------------------
+
+    def gather(self, items: list[Any]) -> list[Any]:
+        """Every rank's `items` concatenated on rank 0 (rank order); [] on the other ranks."""
+        out: list[Any] | None = [None] * self.world if self.rank == 0 else None
+        self.dist.gather_object(items, out, dst=0)
+        return [x for part in out for x in part] if out is not None else []
+
+    def _device(self) -> torch.device:
+        # NCCL reduces CUDA tensors only; gloo takes CPU tensors.
+        return torch.device("cuda", torch.cuda.current_device()) if self.dist.get_backend() == "nccl" else torch.device("cpu")
