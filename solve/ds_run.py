@@ -21,7 +21,8 @@ training process group, so the run then stops cleanly: everything finished is re
 submission is valid, and the same command resumes after the failed task. A rank that dies outright
 makes the `deepspeed` launcher end the others (rerun to resume).
 
-CPU (DeepSpeed 0.19.8, DS_ACCELERATOR=cpu, gloo): ZeRO-2 works. ZeRO-3: see `ZERO3_NOTE`.
+CPU (DeepSpeed 0.19.8, DS_ACCELERATOR=cpu, gloo): ZeRO-2 works (1 and 2 ranks tested). ZeRO-3 is
+refused with the reasons measured here: `ttt.ds.ZERO3_UNSUPPORTED`.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ from solve.runconfig import RunConfig
 # Test-only fault hook: "<rank>:<task id>" makes that rank raise at the start of the task's ttt stage.
 FAIL_ENV = "ARC_TTT_TEST_FAIL_RANK"
 COLLECTIVE_STAGES = {"ttt", "induction", "transduction"}  # stages whose collectives can fall out of step
-ZERO3_NOTE = "filled in below from what was measured"
 
 
 class RankFailed(RuntimeError):
@@ -116,11 +116,12 @@ class StageSync:
             errors = [(r, e) for r, e in enumerate(self.exchange(err)) if e is not None]
             if errors and name in COLLECTIVE_STAGES and self.world > 1:
                 self.broken = True
-            if exc is not None and (self.rank == 0 or errors[0][0] == self.rank):
-                raise exc
-            if errors:
-                r, e = errors[0]
-                raise RankFailed(f"rank {r} failed in stage '{name}': {e['type']}: {e['message']}\n{e['traceback']}")
+            if exc is not None and len(errors) == 1:
+                raise exc  # only this rank failed: its own exception, traceback and all
+            if errors:  # every rank's error, so rank 0's record names the rank that started it
+                lines = [f"rank {r}: {e['type']}: {e['message'][:500]}" for r, e in errors]
+                first = next(e for r, e in errors if r != self.rank) if exc is not None else errors[0][1]
+                raise RankFailed(f"stage '{name}' failed on rank(s) {[r for r, _ in errors]}:\n" + "\n".join(lines) + "\n" + first["traceback"])
             return info
 
         return run

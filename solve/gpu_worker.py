@@ -17,8 +17,8 @@ import time
 from typing import Any
 
 # Test-only fault hook: a worker whose task id matches kills itself with SIGKILL when the task reaches
-# its training stage, as the OOM killer or a segfault would. "<id>" kills on every try, "<id>@1" only
-# on the first. Nothing else reads it.
+# its training stage, as the OOM killer or a segfault would. A comma-separated list of "<id>" (kill on
+# every try) or "<id>@1" (first try only). Nothing else reads it.
 KILL_ENV = "ARC_TTT_TEST_KILL_TASK"
 
 
@@ -69,11 +69,11 @@ def worker_main(slot: int, conn: Any, cfg_data: dict[str, Any], device: str, thr
 
 
 def _stage_hook(conn: Any, task_id: str, try_number: int):
-    kill = os.environ.get(KILL_ENV)
+    kill = set(os.environ.get(KILL_ENV, "").split(","))
 
     def on_stage(name: str) -> None:
         conn.send(("stage", name))
-        if name == "ttt" and kill in (task_id, f"{task_id}@{try_number}"):
+        if name == "ttt" and kill & {task_id, f"{task_id}@{try_number}"}:
             os.kill(os.getpid(), signal.SIGKILL)
 
     return on_stage

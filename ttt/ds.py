@@ -10,8 +10,7 @@ Matches the single-process optimizer: torch AdamW (lr, weight decay), the same w
 (`lr_factor`, set on the param groups before each step) and gradient clipping at MAX_GRAD_NORM
 (DeepSpeed's `gradient_clipping`, applied to the global norm after the all-reduce).
 
-Requires torch.distributed to be initialized (see `solve.ds_run`). On CPU: gloo, ZeRO stage 2 (ZeRO-3
-on CPU: see solve/ds_run.py's docstring for what happens).
+Requires torch.distributed to be initialized (see `solve.ds_run`). ZeRO stage 2 only: see ZERO3_UNSUPPORTED.
 """
 
 from __future__ import annotations
@@ -23,6 +22,18 @@ import torch
 from ttt.config import TrainConfig
 from ttt.lora import lora_parameters
 from ttt.train import MAX_GRAD_NORM, lr_factor
+
+
+# Measured with DeepSpeed 0.19.8 on CPU (gloo, 2 ranks, random:tiny); why stage 3 is refused for now.
+ZERO3_UNSUPPORTED = (
+    "placement.zero_stage=3 is not supported yet; use 2. Under ZeRO-3 every parameter (LoRA included) is "
+    "partitioned: (1) resetting the adapter in place is a no-op on the empty local shards (peft warns "
+    "'Initializing zero-element tensors is a no-op'), so a task would start from the previous task's adapter; "
+    "(2) every forward all-gathers parameters, so ranks must run the same forwards in lockstep, and splitting "
+    "sampling across ranks breaks that: gloo aborts the process with 'op.preamble.length <= op.nbytes. 3145728 vs 4. "
+    "Received data size doesn't match expected size'. Support needs the reset under "
+    "deepspeed.zero.GatheredParameters and sampling with all parameters gathered (or in lockstep with synced_gpus)."
+)
 
 
 def ds_config(zero_stage: int, grad_accum: int) -> dict[str, Any]:
@@ -44,6 +55,8 @@ class DeepSpeedRunner:
         import deepspeed
         import torch.distributed as dist
 
+        if zero_stage == 3:
+            raise NotImplementedError(ZERO3_UNSUPPORTED)
         self.dist = dist
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
         self.grad_accum = cfg.grad_accum
