@@ -85,7 +85,7 @@ def run_all(quick: bool = False, log: Callable[[str], None] = lambda msg: None) 
     out: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
                     "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-                    "platform": platform.platform()},
+                    "platform": platform.platform(), "loadavg_start": os.getloadavg()[0]},
         "quick": quick,
     }
     log("augment ...")
@@ -101,6 +101,8 @@ def run_all(quick: bool = False, log: Callable[[str], None] = lambda msg: None) 
     out["generate"] = bench_generation(engine, tasks)
     log("one task ...")
     out["task"] = bench_task(engine, cfg, tasks[0]) | {"overrides": DEMO_OVERRIDES + (QUICK_OVERRIDES if quick else [])}
+    # Other processes on the same cores distort every row (OpenMP threads thrash): say how busy it was.
+    out["machine"]["loadavg_end"] = os.getloadavg()[0]
     return out
 
 
@@ -130,10 +132,12 @@ def format_table(r: dict[str, Any]) -> str:
     for stage, sec in k["stages"].items():
         extra = f", {k['ttt_steps']} steps" if stage == "ttt" else ""
         rows.append(("task", f"{k['task_id']}: {stage}{extra}", f"{sec:.2f}", "s"))
-    rows.append(("task", f"{k['task_id']}: total ({k['status']})", f"{k['seconds']:.2f}", "s"))
+    why = f": {k['error'][:60]}" if k.get("error") else ""
+    rows.append(("task", f"{k['task_id']}: total ({k['status']}{why})", f"{k['seconds']:.2f}", "s"))
     head = ("part", "setting", "value", "unit")
     widths = [max(len(x[i]) for x in [head, *rows]) for i in range(4)]
     line = lambda x: "  ".join(c.rjust(w) if i == 2 else c.ljust(w) for i, (c, w) in enumerate(zip(x, widths)))  # noqa: E731
     title = (f"arc-ttt bench{' --quick' if r['quick'] else ''}: {m['cpus']} CPUs, torch {m['torch']} "
-             f"({m['torch_threads']} threads), {m['cuda'] or 'no GPU'}")
+             f"({m['torch_threads']} threads), {m['cuda'] or 'no GPU'}; load average {m['loadavg_start']:.1f} at start, "
+             f"{m['loadavg_end']:.1f} at end")
     return "\n".join([title, line(head), "  ".join("-" * w for w in widths), *map(line, rows)])

@@ -268,5 +268,15 @@ def adapt_cmd(
         console.print(render_adapt_report(report), highlight=False)
 
 
+def _register_more() -> None:
+    """Commands that live in their own modules (kept light to import)."""
+    from solve.experiments_cli import ablate, bench, merge, sweep
+
+    for fn in (ablate, sweep, merge, bench):
+        app.command()(fn)
+
+
+_register_more()
+
 if __name__ == "__main__":
     app()

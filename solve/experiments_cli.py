@@ -163,14 +163,13 @@ def merge(
 
 
 def bench(
-    quick: Annotated[bool, typer.Option("--quick", help="fewer tasks, steps and lengths (about a minute on 2 cores)")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="fewer tasks, steps and tokens (a few minutes on 2 idle cores instead of ~15)")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the measurements as JSON")] = False,
 ) -> None:
     """Throughput of every part on this machine, in one table: augment, sandbox, TTT, generation, one task."""
     import json
 
     from solve.bench import format_table, run_all
-
     from solve.cli import console
 
     result = run_all(quick=quick, log=lambda msg: console.print(f"[dim]{msg}[/]"))

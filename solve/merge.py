@@ -148,6 +148,9 @@ def merge_experiments(dirs: Sequence[Path], tasks: Sequence[Any] | None = None) 
 def write_merged_experiment(manifest: Any, merged: dict[str, Merged], out: Path) -> dict[str, Path]:
     from solve.experiment_report import write_tables
 
+    taken = [str(out / name) for name in merged if (out / name / "results.jsonl").exists()]
+    if taken:  # check every point first: a refused merge writes nothing
+        raise MergeError(f"already holding results.jsonl: {', '.join(taken)}; merge into a new directory")
     for name, m in merged.items():
         write_merged(m, out / name, f"arc-ttt merged point: {name}")
     manifest.write(out)
