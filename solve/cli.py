@@ -272,8 +272,11 @@ def _register_more() -> None:
     """Commands that live in their own modules (kept light to import)."""
     from solve.experiments_cli import ablate, bench, merge, sweep
 
+    from solve.kaggle_cli import kaggle_app
+
     for fn in (ablate, sweep, merge, bench):
         app.command()(fn)
+    app.add_typer(kaggle_app, name="kaggle", help="The offline Kaggle kernel: bundle, export-model, rehearse, run, timeline.")
 
 
 _register_more()

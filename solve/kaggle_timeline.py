@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from solve.rundir import read_results
 
-STATUS_COLORS = {"ok": "#3a923a", "failed": "#c03d3e", "skipped": "#9e9e9e", "killed": "#e1812c"}
+STATUS_COLORS = {"ok": "#3a923a", "deadline": "#d9b23a", "failed": "#c03d3e", "skipped": "#9e9e9e", "killed": "#e1812c"}
 
 
 @dataclass
