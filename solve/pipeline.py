@@ -168,7 +168,7 @@ def stage_transduction(s: TaskState) -> dict[str, Any]:
     guesses = predict_grids(s.engine.model, s.engine.tokenizer, s.task, s.mine(views), c, s.cfg.run.seed, s.time_left())
     guesses = s.collect(guesses, views)
     score_views = task_views(s.task, s.cfg, c.score_views)
-    s.extras, n_candidates = [], 0
+    s.extras, n_candidates, scoring_skipped = [], 0, False
     for i in range(len(s.task.test_inputs)):
         distinct: dict[bytes, tuple[np.ndarray, int]] = {}
         for g in guesses:
@@ -178,12 +178,19 @@ def stage_transduction(s: TaskState) -> dict[str, Any]:
                 distinct[key] = (grid, count + 1)
         grids = [grid for grid, _ in distinct.values()]
         counts = [n for _, n in distinct.values()]
-        scores = score_grids(s.engine.model, s.engine.tokenizer, s.task, i, grids, score_views)
+        left = s.time_left()
+        if left is not None and left <= 0:  # out of time: rank by how many views agreed, unscored
+            scores, scoring_skipped = [0.0] * len(grids), True
+        else:
+            scores = score_grids(s.engine.model, s.engine.tokenizer, s.task, i, grids, score_views)
         ranked = sorted(zip(grids, scores, counts), key=lambda x: (-x[1], -x[2]))
         s.extras.append([(g, f"grid (views={n}, logp={sc:.2f})", sc) for g, sc, n in ranked])
         n_candidates += len(grids)
     parsed = sum(g.grid is not None for g in guesses)
-    return {"views": len(views), "predictions": len(guesses), "parsed": parsed, "candidates": n_candidates}
+    return {
+        "views": len(views), "predictions": len(guesses), "parsed": parsed, "candidates": n_candidates,
+        "scoring_skipped": scoring_skipped,
+    }
 
 
 Stage = Callable[[TaskState], dict[str, Any]]
