@@ -17,9 +17,9 @@ from typing import Any, Sequence
 from solve.experiments import Manifest, point_records
 from solve.report import summarize
 
-STAGES = ("augment", "ttt", "induction", "verify", "transduction", "vote")
+STAGES = ("augment", "loo_eval", "ttt", "induction", "verify", "transduction", "vote")
 METRICS = (
-    "tasks", "failed", "scored_tasks", "pass2", "solved", "nll_before", "nll_after", "nll_tasks",
+    "tasks", "failed", "scored_tasks", "pass2", "solved", "nll_before", "nll_after", "nll_tasks", "loo_nll",
     "verified_per_task", "frac_tasks_verified", "ttt_steps_mean", "sec_mean", "sec_p90",
 )
 
@@ -30,7 +30,7 @@ def point_row(name: str, values: dict[str, Any], records: Sequence[dict[str, Any
     row |= {
         "tasks": s["tasks"], "failed": s["failed"], "scored_tasks": s["scored_tasks"], "pass2": s["score"],
         "solved": s["solved"], "nll_before": s["heldout_nll_before"], "nll_after": s["heldout_nll_after"],
-        "nll_tasks": s["heldout_nll_tasks"], "verified_per_task": s["programs_verified_per_task"],
+        "nll_tasks": s["heldout_nll_tasks"], "loo_nll": s["loo_nll_after"], "verified_per_task": s["programs_verified_per_task"],
         "frac_tasks_verified": s["frac_tasks_with_verified_program"], "ttt_steps_mean": s["ttt_steps_mean"],
         "sec_mean": s["seconds_per_task"]["mean"], "sec_p90": s["seconds_per_task"]["p90"],
     }
@@ -88,7 +88,7 @@ def _f(v: float | None, digits: int = 3) -> str:
 def markdown(manifest: Manifest, rows: Sequence[dict[str, Any]], title: str) -> str:
     lead = manifest.params or []
     head = ["point", *[p for p in lead if p != "augment.set"]] if manifest.kind == "sweep" else ["augment set"]
-    cols = ["tasks", "pass@2", "solved", "NLL before", "NLL after", "verified / task", "tasks w/ verified",
+    cols = ["tasks", "pass@2", "solved", "NLL before", "NLL after", "LOO NLL", "verified / task", "tasks w/ verified",
             "s/task mean", "s/task p90"] + (["Pareto (time vs)"] if manifest.kind == "sweep" else [])
     lines = [f"# {title}", ""]
     lines.append(f"{len(manifest.task_ids)} task(s); config `{manifest.config or 'defaults'}`"
@@ -101,7 +101,7 @@ def markdown(manifest: Manifest, rows: Sequence[dict[str, Any]], title: str) -> 
         frac = f"{r['frac_tasks_verified']:.0%}"
         fail = f" ({r['failed']} failed)" if r["failed"] else ""
         cells = [f"{r['tasks']}{fail}", _f(r["pass2"]), f"{r['solved']}/{r['scored_tasks']}", _f(r["nll_before"]),
-                 _f(r["nll_after"]), _f(r["verified_per_task"], 2), frac, _f(r["sec_mean"], 1), _f(r["sec_p90"], 1)]
+                 _f(r["nll_after"]), _f(r["loo_nll"]), _f(r["verified_per_task"], 2), frac, _f(r["sec_mean"], 1), _f(r["sec_p90"], 1)]
         if manifest.kind == "sweep":
             cells.append(", ".join(n for m, n in (("pass2", "pass@2"), ("nll_after", "NLL")) if r.get(f"pareto_{m}")))
         lines.append("| " + " | ".join(lead_cells + cells) + " |")
@@ -115,8 +115,8 @@ def markdown(manifest: Manifest, rows: Sequence[dict[str, Any]], title: str) -> 
         "",
         "pass@2: official scoring (per task, the fraction of test inputs with an exact attempt; mean over tasks). "
         "NLL: mean over tasks of the per-token negative log-likelihood of the true test outputs, before and after "
-        "TTT (only tasks with known outputs). Leave-one-out NLL on train pairs is not recorded by the pipeline and "
-        "is not shown." + (" Pareto: no other point has lower mean seconds per task and a better metric."
+        "TTT (only tasks with known outputs). LOO NLL: the same for each train pair held out in turn (adapt on the "
+        "others), recorded only with `--set run.eval_loo_nll=true` (one extra adaptation per train pair)." + (" Pareto: no other point has lower mean seconds per task and a better metric."
                            if manifest.kind == "sweep" else ""),
     ]
     return "\n".join(lines) + "\n"

@@ -119,6 +119,26 @@ def heldout_nll(s: TaskState) -> float | None:
     return float(np.mean(target_nll(s.engine.model, s.engine.tokenizer, items)))
 
 
+def stage_loo_eval(s: TaskState) -> dict[str, Any]:
+    """Leave-one-out NLL on train pairs: adapt on the other pairs, score the held-out output.
+
+    A signal that needs no test solutions (ablations on hidden tasks); costs one adaptation per
+    train pair, so it only runs with `run.eval_loo_nll`. The main adaptation that follows resets the
+    adapter, so nothing leaks into it.
+    """
+    from ttt.adapt_cli import adapt_and_score, hold_out
+
+    if not s.cfg.run.eval_loo_nll or len(s.task.train) < 3:  # 2 pairs leave 1: no leave-one-out sample
+        return {"skipped": True}
+    a = s.cfg.augment
+    before, after = [], []
+    for i in range(len(s.task.train)):
+        r = adapt_and_score(s.engine.model, s.engine.tokenizer, hold_out(s.task, i), s.cfg.train, a.set, a.n_samples, s.cfg.run.seed)
+        before += r["nll_before"]
+        after += r["nll_after"]
+    return {"pairs": len(after), "nll_before": float(np.mean(before)), "nll_after": float(np.mean(after))}
+
+
 def stage_ttt(s: TaskState) -> dict[str, Any]:
     from ttt.lora import reset_adapter
     from ttt.train import adapt
@@ -196,6 +216,7 @@ def stage_transduction(s: TaskState) -> dict[str, Any]:
 Stage = Callable[[TaskState], dict[str, Any]]
 MODEL_STAGES: tuple[tuple[str, Stage], ...] = (
     ("augment", stage_augment),
+    ("loo_eval", stage_loo_eval),
     ("ttt", stage_ttt),
     ("induction", stage_induction),
     ("verify", stage_verify),

@@ -24,6 +24,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     ttt = [r["stages"].get("ttt", {}) for r in records]
     nll = [t["nll_after"] for t in ttt if t.get("nll_after") is not None]
     nll0 = [t["nll_before"] for t in ttt if t.get("nll_before") is not None]
+    loo = [r["stages"]["loo_eval"]["nll_after"] for r in records if r.get("stages", {}).get("loo_eval", {}).get("nll_after") is not None]
     return {
         "tasks": len(records),
         "failed": sum(r.get("status") == "failed" for r in records),
@@ -39,6 +40,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "ttt_steps_mean": float(np.mean([t.get("steps", 0) for t in ttt])) if ttt else 0.0,
         "heldout_nll_before": float(np.mean(nll0)) if nll0 else None,
         "heldout_nll_after": float(np.mean(nll)) if nll else None,
+        "loo_nll_after": float(np.mean(loo)) if loo else None,  # only with run.eval_loo_nll
         "heldout_nll_tasks": len(nll),  # tasks whose test outputs were known and scored (the NLL means cover only these)
     }
 

@@ -163,7 +163,7 @@ def print_summary(records: Sequence[dict[str, Any]], console: Console) -> None:
     for r in records:
         st = r.get("stages", {})
         t = st.get("ttt", {})
-        loss = f"{t['loss_first']:.3f}->{t['loss_last']:.3f}" if t.get("loss_first") is not None else ""
+        loss = f"{t['loss_first']:.2f}→{t['loss_last']:.2f}" if t.get("loss_first") is not None else ""
         err = f"{r['error']['stage']}: {r['error']['type']}" if r.get("error") else ""
         score = "" if r.get("score") is None else f"{r['score']:.2f}"
         table.add_row(

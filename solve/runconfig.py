@@ -55,6 +55,9 @@ class RunSection(BaseModel):
     ttt_time_fraction: float = Field(
         0.5, gt=0, le=1, description="share of a task's remaining time that training may use when the task has a deadline"
     )
+    eval_loo_nll: bool = Field(
+        False, description="also adapt once per held-out train pair and record its NLL (costly; for ablations)"
+    )
     eval_nll: bool = Field(True, description="when test outputs are known, record their NLL before and after adaptation")
 
 

@@ -25,7 +25,7 @@ from ttt.train import adapt
 SPARK = "▁▂▃▄▅▆▇█"
 
 
-def _adapt_and_score(
+def adapt_and_score(
     model: Any, tokenizer: Any, task: Task, train_cfg: TrainConfig, augment_set: str, n_samples: int, seed: int
 ) -> dict[str, Any]:
     """Adapt on `task.train` (leave-one-out samples) and score task.test_outputs before and after."""
@@ -60,18 +60,18 @@ def adapt_command(
         "model": model_cfg.source,
         "trainable_params": trainable_parameter_count(model),
         "load_s": time.monotonic() - start,
-        **_adapt_and_score(model, tokenizer, task, train_cfg, augment_set, n_samples, seed),
+        **adapt_and_score(model, tokenizer, task, train_cfg, augment_set, n_samples, seed),
     }
     if leave_one_out:
         report["holdout"] = [
-            {"pair": i, **_adapt_and_score(model, tokenizer, _hold_out(task, i), train_cfg, augment_set, n_samples, seed)}
+            {"pair": i, **adapt_and_score(model, tokenizer, hold_out(task, i), train_cfg, augment_set, n_samples, seed)}
             for i in range(len(task.train))
         ]
     report["total_s"] = time.monotonic() - start
     return report
 
 
-def _hold_out(task: Task, i: int) -> Task:
+def hold_out(task: Task, i: int) -> Task:
     rest: Sequence[Pair] = task.train[:i] + task.train[i + 1 :]
     held = task.train[i]
     return Task(f"{task.id}-without-{i}", tuple(rest), (held.input,), (held.output,))

@@ -141,7 +141,7 @@ def test_ablation_tables_match_results(ablation):
     for row in rows:
         line = next(x for x in table if x.startswith(f"| {row['point']} |") and "/" in x.split("|")[4])
         assert f"{num(row['nll_after']):.3f}" in line and f"{num(row['sec_mean']):.1f}" in line
-    assert "Leave-one-out NLL on train pairs is not recorded" in md
+    assert "LOO NLL" in md and "run.eval_loo_nll=true" in md
     check_png(ablation / "ablation.png")
 
 

@@ -21,7 +21,7 @@ FAST = [
     "solve.program_views=1", "solve.programs_per_view=2", "solve.program_max_new_tokens=24",
     "solve.grid_views=2", "solve.score_views=2", "sandbox.workers=1",
 ]
-STAGES = ("augment", "ttt", "induction", "verify", "transduction", "vote")
+STAGES = ("augment", "loo_eval", "ttt", "induction", "verify", "transduction", "vote")
 
 
 @pytest.fixture(scope="module")
@@ -168,3 +168,15 @@ def test_task_deadline_stops_the_pipeline(two_tasks, cfg, engine):
     assert rec["status"] == "deadline" and rec["error"]["type"] == "DeadlineReached"
     assert rec["error"]["stage"] == "augment"
     assert validate_submission({two_tasks[0].id: rec["attempts"]}, [two_tasks[0]]) == []
+
+
+def test_leave_one_out_nll_when_asked(two_tasks, engine):
+    from solve.sandbox import Sandbox
+
+    task = next(t for t in two_tasks if len(t.train) >= 3)
+    cfg = load_config("configs/smoke.yaml", FAST + ["run.eval_loo_nll=true", "solve.mode=grid"])
+    with Sandbox(cfg.sandbox) as sandbox:
+        rec = solve_task(task, cfg, engine, sandbox)
+    loo = rec["stages"]["loo_eval"]
+    assert rec["status"] == "ok" and loo["pairs"] == len(task.train)
+    assert loo["nll_after"] > 0 and loo["nll_after"] != loo["nll_before"]
