@@ -289,12 +289,12 @@ def error_record(stage: str, e: BaseException) -> dict[str, Any]:
     return {"stage": stage, "type": type(e).__name__, "message": str(e)[:2000], "traceback": traceback.format_exc(limit=20)}
 
 
-def failed_record(task: Task, stage: str, e: BaseException, seconds: float = 0.0) -> dict[str, Any]:
+def failed_record(task: Task, stage: str, e: BaseException, seconds: float = 0.0, status: str = "failed") -> dict[str, Any]:
     """A task that failed outside `solve_task` (e.g. its worker died): placeholder attempts."""
     chosen = placeholder_choice(task)
     attempts = entry([[a.grid for a in picks] for picks in chosen])
     return {
-        "task_id": task.id, "status": "failed", "error": error_record(stage, e), "stages": {},
+        "task_id": task.id, "status": status, "error": error_record(stage, e), "stages": {},
         "attempts": attempts, "reasons": [[a.reason for a in picks] for picks in chosen],
         "seconds": round(seconds, 3), "score": score_record(task, attempts),
     }

@@ -111,7 +111,7 @@ def begin_task(task, planner, run: RunDir, opts: RunOptions, now: float, worker:
     if planner is not None:
         budget = planner.allot(task, now)
         if budget is None:
-            rec = failed_record(task, "budget", TimeoutError("global deadline too close: task not started"))
+            rec = failed_record(task, "budget", TimeoutError("global deadline too close: task not started"), status="deadline")
             _timeline(run, opts, task.id, "skipped", now, rec, worker)
             return None, rec
     if steps_cap is not None:
