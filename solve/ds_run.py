@@ -6,7 +6,9 @@ Launch (every rank runs the same command; rank 0 is the only writer of the run d
         --config configs/deepspeed-cpu.yaml --out runs/ds --dataset arc-agi-1/evaluation --demo-tasks 4
 
 `python -m solve.ds_run ARGS` is `arc-ttt run ARGS`; `arc-ttt run` with placement.mode=deepspeed comes
-here (run_tasks dispatches). Without a launcher (no RANK in the environment) it runs as one rank.
+here (run_tasks dispatches). Without a launcher (no RANK in the environment) a process starts the
+launcher itself when it wants more than one rank (`placement.ranks`, or one per GPU: solve.ds_launch),
+else it runs as the only rank.
 
 Per task, on every rank: the same augment, `ttt.train.adapt` through a `ttt.ds.DeepSpeedRunner` (each
 rank takes its share of each step's micro-batches; ZeRO all-reduces the gradients), then each rank
@@ -21,8 +23,9 @@ training process group, so the run then stops cleanly: everything finished is re
 submission is valid, and the same command resumes after the failed task. A rank that dies outright
 makes the `deepspeed` launcher end the others (rerun to resume).
 
-CPU (DeepSpeed 0.19.8, DS_ACCELERATOR=cpu, gloo): ZeRO-2 works (1 and 2 ranks tested). ZeRO-3 is
-refused with the reasons measured here: `ttt.ds.ZERO3_UNSUPPORTED`.
+ZeRO-3 (`placement.zero_stage=3`) partitions the model as it loads and runs sampling and scoring in
+lockstep across ranks: see `ttt.ds`. CPU (DeepSpeed 0.19.8, DS_ACCELERATOR=cpu, gloo): ZeRO-2 and
+ZeRO-3, 1 and 2 ranks, tested.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ from solve.run import RunOptions, _finish, begin_task, end_task
 from solve.rundir import RunDir
 from solve.runconfig import RunConfig
 
-# Test-only fault hook: "<rank>:<task id>" makes that rank raise at the start of the task's ttt stage.
+# Test-only fault hook: "<rank>:<task id>" makes that rank raise at the start of the task's ttt stage;
+# "<rank>:<task id>:die" makes it exit there at once, as a crash (segfault, OOM kill) would.
 FAIL_ENV = "ARC_TTT_TEST_FAIL_RANK"
 COLLECTIVE_STAGES = {"ttt", "induction", "transduction"}  # stages whose collectives can fall out of step
 
@@ -108,8 +112,8 @@ class StageSync:
                 raise DeadlineReached(f"task deadline passed before stage '{name}' (on some rank)")
             err, exc = None, None
             try:
-                if name == "ttt" and os.environ.get(FAIL_ENV) == f"{self.rank}:{self.task_id}":
-                    raise RuntimeError(f"test-only fault injected on rank {self.rank}")
+                if name == "ttt":
+                    _test_fault(self.rank, self.task_id)
                 info = fn(s)
             except Exception as e:  # shared with the other ranks below, then re-raised into solve_task
                 err, exc = error_record(name, e), e
@@ -127,6 +131,14 @@ class StageSync:
         return run
 
 
+def _test_fault(rank: int, task_id: str) -> None:
+    spec = os.environ.get(FAIL_ENV, "")
+    if spec == f"{rank}:{task_id}":
+        raise RuntimeError(f"test-only fault injected on rank {rank}")
+    if spec == f"{rank}:{task_id}:die":
+        os._exit(17)
+
+
 def run_deepspeed(cfg: RunConfig, tasks: Sequence[Task], opts: RunOptions, console: Console) -> RunDir | None:
     """This process's part of a deepspeed run; returns the RunDir on rank 0, None elsewhere."""
     import torch
@@ -135,8 +147,12 @@ def run_deepspeed(cfg: RunConfig, tasks: Sequence[Task], opts: RunOptions, conso
     from solve.budget import BudgetPlanner
     from solve.peak_memory import peak_memory, reset_peak_memory
     from solve.sandbox import Sandbox
-    from ttt.ds import DeepSpeedRunner
+    from ttt.ds import DeepSpeedRunner, partition_at_load
 
+    from solve.ds_launch import launch_ranks, launched_as_rank, rank_count
+
+    if not launched_as_rank() and (n := rank_count(cfg)) > 1:  # not a rank yet: start the ranks
+        return launch_ranks(cfg, tasks, opts, console, n)
     rank, world, local_rank, ctl = init_ranks(cfg.placement.collective_timeout_s)
     cuda = torch.cuda.is_available()
     if not cuda:  # ranks share the host's cores
@@ -162,6 +178,8 @@ def run_deepspeed(cfg: RunConfig, tasks: Sequence[Task], opts: RunOptions, conso
     sync = StageSync(ctl, rank, world)
     stages = [(n, sync.wrap(n, f)) for n, f in stages_for(cfg.solve.mode)]
     if todo:
+        # ZeRO-3: held for the whole run so that transformers loads the model partitioned.
+        zero3_load = partition_at_load(cfg.placement.zero_stage, cfg.train.grad_accum)  # noqa: F841
         engine = Engine.load(local_cfg)
         engine.runner = DeepSpeedRunner(engine.model, cfg.train, cfg.placement.zero_stage)
         sandbox = Sandbox(cfg.sandbox) if rank == 0 else None

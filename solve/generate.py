@@ -52,14 +52,21 @@ def generate(
     batch_size: int,
     seed: int,
     max_time: float | None = None,
+    ranks: Any = None,
 ) -> list[list[str]]:
     """Decoded continuations, `num_return` per prompt; left-padded batches of ~`batch_size` sequences.
 
     `max_time` (seconds, for all batches together) stops generation early; unfinished batches get ''.
+    `ranks` with `lockstep` (ZeRO-3, see ttt.ds): every rank runs as many `generate` calls (a rank with
+    fewer batches runs 1-token dummies), each with `synced_gpus` so a finished rank keeps stepping
+    until all have finished, and the ranks stop for time only together.
     """
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     per_batch = max(1, batch_size // max(1, num_return))
     greedy = temperature <= 0
+    lockstep = ranks is not None and ranks.lockstep
+    chunks = [prompts[i : i + per_batch] for i in range(0, len(prompts), per_batch)]
+    n_batches = ranks.max(len(chunks)) if lockstep else len(chunks)
     out: list[list[str]] = []
     torch.manual_seed(seed)
     device = _device(model)
@@ -67,11 +74,18 @@ def generate(
     model.eval()
     end = None if max_time is None else time.monotonic() + max_time
     try:
-        for start in range(0, len(prompts), per_batch):
-            chunk = prompts[start : start + per_batch]
+        for b in range(n_batches):
+            chunk = chunks[b] if b < len(chunks) else []
             left = None if end is None else end - time.monotonic()
-            if left is not None and left <= 0:
+            late = left is not None and left <= 0
+            if ranks.any(late) if lockstep else late:
                 out += [[""] * num_return for _ in chunk]
+                continue
+            if not chunk:  # lockstep padding: pairs this rank's forwards with the others' real batch
+                dummy = torch.full((1, 1), pad, device=device)
+                with torch.no_grad():
+                    model.generate(input_ids=dummy, attention_mask=torch.ones_like(dummy), max_new_tokens=1,
+                                   do_sample=False, pad_token_id=pad, synced_gpus=True)
                 continue
             width = max(len(p) for p in chunk)
             ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in chunk], device=device)
@@ -79,11 +93,14 @@ def generate(
             kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, pad_token_id=pad, num_return_sequences=num_return)
             if left is not None:
                 kwargs["max_time"] = left
+            if lockstep:
+                kwargs["synced_gpus"] = True
             if greedy:
                 kwargs.update(do_sample=False, num_return_sequences=1)
             else:
                 kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
-            with torch.inference_mode():
+            # no_grad, not inference_mode: ZeRO-3 re-partitions the weights it gathers inside the forward.
+            with torch.no_grad():
                 seqs = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
             texts = tokenizer.batch_decode(seqs[:, width:], skip_special_tokens=True)
             n = 1 if greedy else num_return
@@ -111,39 +128,48 @@ def sample_programs(
     cfg: Any,
     seed: int,
     max_time: float | None = None,
+    ranks: Any = None,
 ) -> list[ProgramText]:
-    """`per_view` programs for each view of the task (the view's train pairs and test inputs shown)."""
-    if not views or per_view <= 0:
+    """`per_view` programs for each view of the task (the view's train pairs and test inputs shown).
+    `ranks`: see `generate` (a rank with no views still takes part in lockstep)."""
+    if per_view <= 0:
         return []
     prompts = []
     for v in views:
         vt = v.apply_task(task)
         prompts.append(program_prompt_ids(tokenizer, vt.train, vt.test_inputs))
     texts = generate(
-        model, tokenizer, prompts, per_view, cfg.program_max_new_tokens, cfg.temperature, cfg.top_p, cfg.batch_size, seed, max_time
+        model, tokenizer, prompts, per_view, cfg.program_max_new_tokens, cfg.temperature, cfg.top_p, cfg.batch_size, seed,
+        max_time, ranks,
     )
     return [ProgramText(v, t) for v, ts in zip(views, texts) for t in ts]
 
 
 def predict_grids(
-    model: Any, tokenizer: Any, task: Task, views: Sequence[Augmentation], cfg: Any, seed: int, max_time: float | None = None
+    model: Any,
+    tokenizer: Any,
+    task: Task,
+    views: Sequence[Augmentation],
+    cfg: Any,
+    seed: int,
+    max_time: float | None = None,
+    ranks: Any = None,
 ) -> list[GridGuess]:
-    """Direct predictions of every test output under every view: greedy first, then samples."""
+    """Direct predictions of every test output under every view: greedy first, then samples.
+    `ranks`: see `generate` (a rank with no views still takes part in lockstep)."""
     items = []  # (test index, view, prompt)
     for v in views:
         vt = v.apply_task(task)
         for i, g in enumerate(vt.test_inputs):
             items.append((i, v, grid_prompt_ids(tokenizer, vt.train, g)))
-    if not items:
-        return []
     budget = grid_token_budget(task)
     prompts = [p for _, _, p in items]
     end = None if max_time is None else time.monotonic() + max_time
-    texts = generate(model, tokenizer, prompts, 1, budget, 0.0, 1.0, cfg.batch_size, seed, max_time)
+    texts = generate(model, tokenizer, prompts, 1, budget, 0.0, 1.0, cfg.batch_size, seed, max_time, ranks)
     if cfg.grid_samples_per_view > 1:
         left = None if end is None else end - time.monotonic()
         n, temp = cfg.grid_samples_per_view - 1, cfg.grid_temperature
-        more = generate(model, tokenizer, prompts, n, budget, temp, 1.0, cfg.batch_size, seed, left)
+        more = generate(model, tokenizer, prompts, n, budget, temp, 1.0, cfg.batch_size, seed, left, ranks)
         texts = [a + b for a, b in zip(texts, more)]
     guesses = []
     for (i, v, _), outs in zip(items, texts):
@@ -163,8 +189,10 @@ def score_grids(
     candidates: Sequence[np.ndarray],
     views: Sequence[Augmentation],
     batch_tokens: int = 8192,
+    ranks: Any = None,
 ) -> list[float]:
     """Product of experts: each candidate's summed log-probability over the scoring views (higher is better).
+    `ranks`: split across data-parallel ranks (see `ttt.nll.target_nll`; all ranks pass the same candidates).
 
     A candidate the model likes under one orientation but not others is probably an artifact of that
     view; the sum over views rewards answers that are consistent under the task's symmetries.
@@ -177,6 +205,6 @@ def score_grids(
         for c in candidates
         for v, vt in view_tasks
     ]
-    nll = target_nll(model, tokenizer, items, batch_tokens=batch_tokens, reduction="sum")
+    nll = target_nll(model, tokenizer, items, batch_tokens=batch_tokens, reduction="sum", ranks=ranks)
     k = len(views)
     return [-sum(nll[i * k : (i + 1) * k]) for i in range(len(candidates))]

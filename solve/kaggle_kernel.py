@@ -147,6 +147,8 @@ class Watchdog:
     def _fire(self) -> None:
         log(f"watchdog: hard stop at {time.strftime('%H:%M:%S', time.localtime(self.at))}; submission.json on disk is valid")
         sys.stdout.flush()
+        if "solve.ds_launch" in sys.modules:  # launched deepspeed ranks would outlive os._exit and keep writing
+            sys.modules["solve.ds_launch"].stop_launched()
         os._exit(self.exit_code)
 
     def __enter__(self) -> Watchdog:

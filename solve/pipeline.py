@@ -67,19 +67,31 @@ class TaskState:
     def time_left(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
 
+    @property
+    def ranks(self) -> Any:
+        """The data-parallel ranks' runner (None in one process): sampling and scoring split across it."""
+        return self.engine.runner if self.engine is not None else None
+
     def mine(self, views: list[Augmentation]) -> list[Augmentation]:
         """This rank's share of the views (all of them in one process)."""
-        r = self.engine.runner if self.engine is not None else None
+        r = self.ranks
         return views if r is None or r.world == 1 else views[r.rank :: r.world]
 
-    def collect(self, items: list[Any], views: list[Augmentation]) -> list[Any]:
-        """Every rank's items (each with a `.view`) on rank 0, in view order as one process makes them;
-        [] on the other ranks, whose later stages then have nothing to do."""
-        r = self.engine.runner if self.engine is not None else None
+    def collect(self, items: list[Any], views: list[Augmentation], everywhere: bool = False) -> list[Any]:
+        """Every rank's items (each with a `.view`) in view order as one process makes them: on rank 0
+        only ([] elsewhere, whose later stages then have nothing to do), or on every rank."""
+        r = self.ranks
         if r is None or r.world == 1:
             return items
         order = {v: i for i, v in enumerate(views)}
-        return sorted(r.gather(items), key=lambda item: order[item.view])  # stable: within a view as sampled
+        everyone = r.all_gather(items) if everywhere else r.gather(items)
+        return sorted(everyone, key=lambda item: order[item.view])  # stable: within a view as sampled
+
+    def out_of_time(self) -> bool:
+        """Past the deadline, agreed by all ranks (a rank alone must not skip work the others share)."""
+        left = self.time_left()
+        late = left is not None and left <= 0
+        return late if self.ranks is None else self.ranks.any(late)
 
 
 def task_views(task: Task, cfg: RunConfig, k: int) -> list[Augmentation]:
@@ -116,7 +128,7 @@ def heldout_nll(s: TaskState) -> float | None:
     if s.task.test_outputs is None or not s.cfg.run.eval_nll:
         return None
     items = [grid_scoring_item(s.engine.tokenizer, s.task.train, x, y) for x, y in zip(s.task.test_inputs, s.task.test_outputs)]
-    return float(np.mean(target_nll(s.engine.model, s.engine.tokenizer, items)))
+    return float(np.mean(target_nll(s.engine.model, s.engine.tokenizer, items, ranks=s.ranks)))
 
 
 def stage_loo_eval(s: TaskState) -> dict[str, Any]:
@@ -133,7 +145,9 @@ def stage_loo_eval(s: TaskState) -> dict[str, Any]:
     a = s.cfg.augment
     before, after = [], []
     for i in range(len(s.task.train)):
-        r = adapt_and_score(s.engine.model, s.engine.tokenizer, hold_out(s.task, i), s.cfg.train, a.set, a.n_samples, s.cfg.run.seed)
+        r = adapt_and_score(
+            s.engine.model, s.engine.tokenizer, hold_out(s.task, i), s.cfg.train, a.set, a.n_samples, s.cfg.run.seed, s.ranks
+        )
         before += r["nll_before"]
         after += r["nll_after"]
     return {"pairs": len(after), "nll_before": float(np.mean(before)), "nll_after": float(np.mean(after))}
@@ -159,7 +173,9 @@ def stage_induction(s: TaskState) -> dict[str, Any]:
 
     c = s.cfg.solve
     views = task_views(s.task, s.cfg, c.program_views)
-    texts = sample_programs(s.engine.model, s.engine.tokenizer, s.task, s.mine(views), c.programs_per_view, c, s.cfg.run.seed, s.time_left())
+    texts = sample_programs(
+        s.engine.model, s.engine.tokenizer, s.task, s.mine(views), c.programs_per_view, c, s.cfg.run.seed, s.time_left(), s.ranks
+    )
     texts = s.collect(texts, views)
     found = [(t.view, extract_program(t.text)) for t in texts]
     s.programs = [(v, e.source) for v, e in found if e.source is not None]
@@ -185,8 +201,8 @@ def stage_transduction(s: TaskState) -> dict[str, Any]:
 
     c = s.cfg.solve
     views = task_views(s.task, s.cfg, c.grid_views)
-    guesses = predict_grids(s.engine.model, s.engine.tokenizer, s.task, s.mine(views), c, s.cfg.run.seed, s.time_left())
-    guesses = s.collect(guesses, views)
+    guesses = predict_grids(s.engine.model, s.engine.tokenizer, s.task, s.mine(views), c, s.cfg.run.seed, s.time_left(), s.ranks)
+    guesses = s.collect(guesses, views, everywhere=True)  # every rank scores a share of the candidates
     score_views = task_views(s.task, s.cfg, c.score_views)
     s.extras, n_candidates, scoring_skipped = [], 0, False
     for i in range(len(s.task.test_inputs)):
@@ -198,11 +214,10 @@ def stage_transduction(s: TaskState) -> dict[str, Any]:
                 distinct[key] = (grid, count + 1)
         grids = [grid for grid, _ in distinct.values()]
         counts = [n for _, n in distinct.values()]
-        left = s.time_left()
-        if left is not None and left <= 0:  # out of time: rank by how many views agreed, unscored
+        if s.out_of_time():  # rank by how many views agreed, unscored
             scores, scoring_skipped = [0.0] * len(grids), True
         else:
-            scores = score_grids(s.engine.model, s.engine.tokenizer, s.task, i, grids, score_views)
+            scores = score_grids(s.engine.model, s.engine.tokenizer, s.task, i, grids, score_views, ranks=s.ranks)
         ranked = sorted(zip(grids, scores, counts), key=lambda x: (-x[1], -x[2]))
         s.extras.append([(g, f"grid (views={n}, logp={sc:.2f})", sc) for g, sc, n in ranked])
         n_candidates += len(grids)

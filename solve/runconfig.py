@@ -40,7 +40,10 @@ class PlacementConfig(BaseModel):
         "single", description="single: one process; per_gpu: one worker per device pulling tasks; deepspeed: ZeRO across ranks"
     )
     workers: int = Field(0, ge=0, description="per_gpu workers (0 = one per visible GPU, or 1 on CPU)")
-    zero_stage: Literal[2, 3] = Field(2, description="DeepSpeed ZeRO stage for placement.mode=deepspeed (3: not supported yet, see ttt/ds.py)")
+    zero_stage: Literal[2, 3] = Field(2, description="DeepSpeed ZeRO stage for placement.mode=deepspeed: 2 shards optimizer state; 3 also the weights (models that do not fit one card; see ttt/ds.py)")
+    ranks: int = Field(
+        0, ge=0, description="deepspeed ranks that `arc-ttt run` launches when it is not already a rank (0 = one per visible GPU, 1 on CPU)"
+    )
     recycle_every: int = Field(0, ge=0, description="restart a per_gpu worker after this many tasks (0 = never)")
     collective_timeout_s: float = Field(
         600.0, gt=0, description="deepspeed: seconds a rank waits in a collective before the task fails instead of hanging"

@@ -26,17 +26,25 @@ SPARK = "▁▂▃▄▅▆▇█"
 
 
 def adapt_and_score(
-    model: Any, tokenizer: Any, task: Task, train_cfg: TrainConfig, augment_set: str, n_samples: int, seed: int
+    model: Any,
+    tokenizer: Any,
+    task: Task,
+    train_cfg: TrainConfig,
+    augment_set: str,
+    n_samples: int,
+    seed: int,
+    runner: Any = None,
 ) -> dict[str, Any]:
-    """Adapt on `task.train` (leave-one-out samples) and score task.test_outputs before and after."""
+    """Adapt on `task.train` (leave-one-out samples) and score task.test_outputs before and after.
+    `runner`: the data-parallel ranks' `ttt.train.StepRunner` (None in one process)."""
     samples, build = build_samples(task, get_set(augment_set), n_samples, np.random.default_rng(seed))
     items = []
     if task.test_outputs is not None:
         items = [grid_scoring_item(tokenizer, task.train, q, t) for q, t in zip(task.test_inputs, task.test_outputs)]
     reset_adapter(model, train_cfg.seed)
-    before = target_nll(model, tokenizer, items)
-    result = adapt(model, tokenizer, samples, train_cfg)
-    after = target_nll(model, tokenizer, items)
+    before = target_nll(model, tokenizer, items, ranks=runner)
+    result = adapt(model, tokenizer, samples, train_cfg, runner=runner)
+    after = target_nll(model, tokenizer, items, ranks=runner)
     return {**result.to_dict(), "build": build.to_dict(), "nll_before": before, "nll_after": after}
 
 

@@ -1,4 +1,4 @@
-"""Training the LoRA adapter data-parallel across ranks with a DeepSpeed ZeRO engine.
+"""Training the LoRA adapter data-parallel across ranks with a DeepSpeed ZeRO engine (stage 2 or 3).
 
 `DeepSpeedRunner` is a `ttt.train.StepRunner`: `ttt.train.adapt` runs its unchanged loop and calls
 `train_step` with `engine.backward` / `engine.step`. The engine is built once per process over the
@@ -10,7 +10,16 @@ Matches the single-process optimizer: torch AdamW (lr, weight decay), the same w
 (`lr_factor`, set on the param groups before each step) and gradient clipping at MAX_GRAD_NORM
 (DeepSpeed's `gradient_clipping`, applied to the global norm after the all-reduce).
 
-Requires torch.distributed to be initialized (see `solve.ds_run`). ZeRO stage 2 only: see ZERO3_UNSUPPORTED.
+ZeRO-2 partitions only the (tiny) optimizer state: every rank holds the whole model and samples on its
+own. ZeRO-3 also partitions the weights, base and LoRA, so a model that does not fit one card trains:
+  - the model is partitioned while it loads (`partition_at_load`: transformers builds it under
+    `deepspeed.zero.Init`), so no rank ever holds all of it;
+  - `ttt.lora.reset_adapter` gathers the LoRA weights, re-initializes them on rank 0 and re-partitions;
+  - every forward all-gathers weights layer by layer, so ranks must run the same number of forwards:
+    `lockstep` is True and sampling (`solve.generate`) and scoring (`ttt.nll.target_nll`) pad a rank's
+    share with dummy batches and generate with `synced_gpus`, stopping only when all ranks agree.
+
+Requires torch.distributed to be initialized (see `solve.ds_run`).
 """
 
 from __future__ import annotations
@@ -22,18 +31,6 @@ import torch
 from ttt.config import TrainConfig
 from ttt.lora import lora_parameters
 from ttt.train import MAX_GRAD_NORM, lr_factor
-
-
-# Measured with DeepSpeed 0.19.8 on CPU (gloo, 2 ranks, random:tiny); why stage 3 is refused for now.
-ZERO3_UNSUPPORTED = (
-    "placement.zero_stage=3 is not supported yet; use 2. Under ZeRO-3 every parameter (LoRA included) is "
-    "partitioned: (1) resetting the adapter in place is a no-op on the empty local shards (peft warns "
-    "'Initializing zero-element tensors is a no-op'), so a task would start from the previous task's adapter; "
-    "(2) every forward all-gathers parameters, so ranks must run the same forwards in lockstep, and splitting "
-    "sampling across ranks breaks that: gloo aborts the process with 'op.preamble.length <= op.nbytes. 3145728 vs 4. "
-    "Received data size doesn't match expected size'. Support needs the reset under "
-    "deepspeed.zero.GatheredParameters and sampling with all parameters gathered (or in lockstep with synced_gpus)."
-)
 
 
 def ds_config(zero_stage: int, grad_accum: int) -> dict[str, Any]:
@@ -48,6 +45,17 @@ def ds_config(zero_stage: int, grad_accum: int) -> dict[str, Any]:
     }
 
 
+def partition_at_load(zero_stage: int, grad_accum: int) -> Any:
+    """For ZeRO-3: an object to keep alive while (and after) the model loads, so that transformers builds
+    it partitioned under `deepspeed.zero.Init` (from_pretrained and from_config both look for it);
+    None for ZeRO-2, which loads the whole model on every rank."""
+    if zero_stage != 3:
+        return None
+    from transformers.integrations import HfDeepSpeedConfig
+
+    return HfDeepSpeedConfig(ds_config(zero_stage, grad_accum))
+
+
 class DeepSpeedRunner:
     """One rank's view of data-parallel LoRA training; also the rank's collectives for the pipeline."""
 
@@ -55,12 +63,12 @@ class DeepSpeedRunner:
         import deepspeed
         import torch.distributed as dist
 
-        if zero_stage == 3:
-            raise NotImplementedError(ZERO3_UNSUPPORTED)
         self.dist = dist
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
         self.grad_accum = cfg.grad_accum
         self.zero_stage = zero_stage
+        # ZeRO-3 gathers weights inside every forward: all ranks must run the same forwards.
+        self.lockstep = zero_stage == 3
         params = lora_parameters(model)
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.engine, _, _, _ = deepspeed.initialize(
@@ -114,6 +122,17 @@ class DeepSpeedRunner:
         out: list[Any] | None = [None] * self.world if self.rank == 0 else None
         self.dist.gather_object(items, out, dst=0)
         return [x for part in out for x in part] if out is not None else []
+
+    def all_gather(self, items: list[Any]) -> list[Any]:
+        """Every rank's `items` concatenated in rank order, on every rank."""
+        out: list[Any] = [None] * self.world
+        self.dist.all_gather_object(out, items)
+        return [x for part in out for x in part]
+
+    def max(self, value: int) -> int:
+        t = torch.tensor([value], dtype=torch.int64, device=self._device())
+        self.dist.all_reduce(t, op=self.dist.ReduceOp.MAX)
+        return int(t.item())
 
     def _device(self) -> torch.device:
         # NCCL reduces CUDA tensors only; gloo takes CPU tensors.

@@ -8,6 +8,7 @@ seed gives a different A for ensembles. Base weights are frozen and never writte
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +44,31 @@ def lora_layers(model: Any) -> list[Any]:
 
 @torch.no_grad()
 def reset_adapter(model: Any, seed: int) -> None:
-    """Fresh LoRA weights, the same for the same seed; the global torch RNG is left as it was."""
+    """Fresh LoRA weights, the same for the same seed; the global torch RNG is left as it was.
+
+    Under ZeRO-3 (every rank must call this) the weights are gathered, re-initialized on rank 0 and
+    re-partitioned from there: re-initializing the empty local shards would silently do nothing."""
+    params = lora_parameters(model)
     # Weights on a GPU draw from that GPU's generator: fork (and seed) those too.
-    devices = sorted({p.device.index or 0 for p in lora_parameters(model) if p.device.type == "cuda"})
-    with torch.random.fork_rng(devices=devices):
+    devices = sorted({p.device.index or 0 for p in params if p.device.type == "cuda"})
+    with gathered_for_update(params), torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         for layer in lora_layers(model):  # module order is fixed, so the draws are too
             layer.reset_lora_parameters(ADAPTER, init_lora_weights=True)
+
+
+def zero3_partitioned(params: list[torch.nn.Parameter]) -> bool:
+    """True when these weights are ZeRO-3 partitioned (DeepSpeed tags every such parameter with ds_id)."""
+    return any(hasattr(p, "ds_id") for p in params)
+
+
+def gathered_for_update(params: list[torch.nn.Parameter]) -> contextlib.AbstractContextManager:
+    """Whole weights inside the block, rank 0's writes kept on exit (ZeRO-3); nothing to do otherwise."""
+    if not zero3_partitioned(params):
+        return contextlib.nullcontext()
+    import deepspeed
+
+    return deepspeed.zero.GatheredParameters(params, modifier_rank=0)
 
 
 def lora_parameters(model: Any) -> list[torch.nn.Parameter]:

@@ -186,7 +186,16 @@ def load_model(cfg: ModelConfig) -> tuple[Any, Any]:
         attn_implementation=cfg.attn_implementation,
         local_files_only=True,
     )
+    if _zero3_loading():  # built partitioned on each rank's device by deepspeed.zero.Init: do not move
+        return model, tokenizer
     return model.to(device), tokenizer
+
+
+def _zero3_loading() -> bool:
+    """True while a ZeRO-3 HfDeepSpeedConfig is alive (see ttt.ds.partition_at_load)."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    return is_deepspeed_zero3_enabled()
 
 
 def _tokenizer(path: Path) -> Any:

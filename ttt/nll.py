@@ -85,27 +85,45 @@ def target_nll(
     items: Sequence[tuple[Sequence[int], Sequence[int]]],
     batch_tokens: int = 8192,
     reduction: Literal["mean", "sum"] = "mean",
+    ranks: Any = None,
 ) -> list[float]:
     """NLL of each answer given its prompt: items are (prompt_ids, answer_ids), e.g. from
     `ttt.prompts.grid_scoring_item`. 'mean' = per answer token; 'sum' = -log p(answer), the term to
-    add across augmented views for a product of experts. Results are in the order of `items`."""
+    add across augmented views for a product of experts. Results are in the order of `items`.
+
+    `ranks` (a `ttt.train.StepRunner` of several data-parallel ranks, all calling with the same items):
+    each rank scores every world-th item and all ranks get all results. Under `ranks.lockstep`
+    (ZeRO-3) a rank with fewer batches runs dummy forwards so that every rank runs as many."""
     if not items:
         return []
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     rows = [(list(p) + list(a), [IGNORE] * len(p) + list(a)) for p, a in items]
     if any(len(a) == 0 for _, a in items):
         raise ValueError("an item has an empty answer")
+    split = ranks is not None and ranks.world > 1
+    mine = list(range(ranks.rank, len(rows), ranks.world)) if split else list(range(len(rows)))
+    groups = [[mine[j] for j in g] for g in length_batches([len(rows[i][0]) for i in mine], batch_tokens)]
+    n_batches = ranks.max(len(groups)) if ranks is not None and ranks.lockstep else len(groups)
     device, was_training = model_device(model), model.training
-    results: list[float] = [0.0] * len(rows)
+    results: list[tuple[int, float]] = []
     model.eval()  # no dropout while scoring
     try:
-        with torch.inference_mode():
-            for group in length_batches([len(r[0]) for r in rows], batch_tokens):
+        # no_grad, not inference_mode: ZeRO-3 re-partitions the weights it gathers inside the forward.
+        with torch.no_grad():
+            for b in range(n_batches):
+                if b >= len(groups):  # lockstep padding: the result is thrown away
+                    answer_token_nll(model, collate([([pad_id, pad_id], [IGNORE, pad_id])], pad_id).to(device))
+                    continue
+                group = groups[b]
                 nll, mask = answer_token_nll(model, collate([rows[i] for i in group], pad_id).to(device))
                 totals, counts = nll.sum(dim=1), mask.sum(dim=1)
                 values = totals / counts if reduction == "mean" else totals
-                for i, v in zip(group, values.tolist()):
-                    results[i] = v
+                results += zip(group, values.tolist())
     finally:
         model.train(was_training)
-    return results
+    if split:
+        results = ranks.all_gather(results)
+    out = [0.0] * len(rows)
+    for i, v in results:
+        out[i] = v
+    return out

@@ -77,10 +77,12 @@ def micro_batches(lengths: Sequence[int], batch_tokens: int, rng: np.random.Gene
 
 
 class StepRunner(Protocol):
-    """How optimizer steps are taken: one process (LocalRunner) or one rank of many (ttt.ds)."""
+    """How optimizer steps are taken: one process (LocalRunner) or one rank of many (ttt.ds); also the
+    ranks' collectives that sampling and scoring use to split their work."""
 
     rank: int
     world: int
+    lockstep: bool  # every forward must run on all ranks together (ZeRO-3 gathers weights inside it)
 
     def start(self, model: Any, params: list[torch.nn.Parameter], cfg: TrainConfig) -> None:
         """Fresh optimizer state for a task whose adapter was just reset."""
@@ -98,11 +100,17 @@ class StepRunner(Protocol):
     def finish(self) -> None:
         """Drop per-task optimizer state (grads, moments)."""
 
+    def max(self, value: int) -> int:
+        """The largest `value` over ranks."""
+
+    def all_gather(self, items: list[Any]) -> list[Any]:
+        """Every rank's `items` concatenated in rank order, on every rank."""
+
 
 class LocalRunner:
     """One process: torch AdamW over the LoRA weights, warmup + decay schedule, gradient clipping."""
 
-    rank, world = 0, 1
+    rank, world, lockstep = 0, 1, False
 
     def start(self, model: Any, params: list[torch.nn.Parameter], cfg: TrainConfig) -> None:
         self.params = params
@@ -126,6 +134,12 @@ class LocalRunner:
 
     def finish(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
+
+    def max(self, value: int) -> int:
+        return value
+
+    def all_gather(self, items: list[Any]) -> list[Any]:
+        return list(items)
 
 
 @dataclass

@@ -78,14 +78,6 @@ def test_deepspeed_config_is_ds():
     assert cfg.placement.mode == "deepspeed" and cfg.placement.zero_stage == 2
 
 
-def test_zero3_is_refused_with_the_reason():
-    from ttt.config import TrainConfig
-    from ttt.ds import DeepSpeedRunner
-
-    with pytest.raises(NotImplementedError, match="zero_stage=3"):
-        DeepSpeedRunner(None, TrainConfig(), 3)
-
-
 def test_cpu_worker_count():
     from solve.per_gpu import worker_count
 
@@ -138,9 +130,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ds(out: Path, ranks: int, task_ids: list[str], extra: list[str] = (), env: dict | None = None, timeout=420):
+def _ds(out: Path, ranks: int, task_ids: list[str], extra: list[str] = (), env: dict | None = None, timeout=420, stage=2):
     """A real deepspeed run in fresh processes: the `deepspeed` launcher for 2 ranks, plain python for 1."""
-    sets = [x for kv in BASE + ["placement.mode=deepspeed", "placement.zero_stage=2", *extra] for x in ("--set", kv)]
+    sets = [x for kv in BASE + ["placement.mode=deepspeed", f"placement.zero_stage={stage}", *extra] for x in ("--set", kv)]
     args = ["--config", str(ROOT / "configs" / "smoke.yaml"), *sets, "--out", str(out),
             "--dataset", "arc-agi-1/evaluation", "--task-ids", ",".join(task_ids), "--no-progress"]
     bin_dir = Path(sys.executable).parent
@@ -155,10 +147,29 @@ def _ds(out: Path, ranks: int, task_ids: list[str], extra: list[str] = (), env: 
     return _records(out)
 
 
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    """random:tiny saved as a HF directory. ZeRO-3 builds a model partitioned under deepspeed.zero.Init,
+    which draws random weights in another order: loading saved weights gives both the same model (and is
+    the path a real ZeRO-3 model takes: from_pretrained, partitioned as it loads)."""
+    from ttt.config import ModelConfig
+    from ttt.models import load_model
+
+    out = tmp_path_factory.mktemp("tiny-model")
+    model, tokenizer = load_model(ModelConfig(source="random:tiny", device="cpu"))
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
 @pytest.mark.slow
-def test_deepspeed_one_rank_equals_single_process(tasks, single, tmp_path):
-    recs = _ds(tmp_path, 1, TASK_IDS[:2])
+@pytest.mark.parametrize("stage", [2, 3])
+def test_deepspeed_one_rank_equals_single_process(tasks, single, tmp_path, tiny_dir, stage):
+    """ZeRO-3 too: the second task equal to the single run also shows that the adapter reset reached
+    the partitioned LoRA weights (else task 2 would start from task 1's adapter)."""
+    recs = _ds(tmp_path, 1, TASK_IDS[:2], [f"model.source={tiny_dir}"], stage=stage)
     for tid in TASK_IDS[:2]:
+        assert recs[tid]["zero_stage"] == stage
         assert recs[tid]["status"] == "ok"
         assert recs[tid]["stages"]["ttt"]["losses"] == pytest.approx(single[tid]["stages"]["ttt"]["losses"], rel=1e-5)
         assert recs[tid]["attempts"] == single[tid]["attempts"]
@@ -181,6 +192,24 @@ def test_deepspeed_two_ranks(tasks, single, tmp_path):
 
 
 @pytest.mark.slow
+def test_deepspeed_zero3_two_ranks_with_uneven_shares(tasks, single, tmp_path, tiny_dir):
+    """ZeRO-3 partitions the weights, so ranks must run every forward together. 3 program views and 3
+    grid views on 2 ranks with 1 prompt per batch give rank 0 two batches and rank 1 one: rank 1 pads
+    with a dummy generate (synced_gpus) or the run would hang until the collective timeout."""
+    recs = _ds(tmp_path, 2, TASK_IDS[:1], [f"model.source={tiny_dir}", "train.steps=4", "solve.program_views=3", "solve.grid_views=3",
+                                            "solve.batch_size=1", "placement.collective_timeout_s=60"], stage=3)
+    for tid in TASK_IDS[:1]:
+        r = recs[tid]
+        assert r["status"] == "ok" and r["zero_stage"] == 3, r["error"]
+        losses = r["stages"]["ttt"]["losses"]
+        assert len(losses) == 4 and losses[-1] < losses[0]
+        assert losses[0] == pytest.approx(single[tid]["stages"]["ttt"]["losses"][0], rel=0.10)
+        assert r["stages"]["induction"]["sampled"] == 3 * single[tid]["stages"]["induction"]["sampled"]  # smoke: 1 view
+        assert r["stages"]["transduction"]["predictions"] == 3 * len(tasks[TASK_IDS.index(tid)].test_inputs)
+    _valid(tmp_path, tasks[:1])
+
+
+@pytest.mark.slow
 def test_deepspeed_rank_failure_is_recorded_not_a_hang(tasks, tmp_path):
     """Rank 1 fails at the start of the first task's training; rank 0 waits in the step's all-reduce
     until the collective timeout (10 s), then both agree the stage failed. Rank 0 records the task
@@ -193,4 +222,27 @@ def test_deepspeed_rank_failure_is_recorded_not_a_hang(tasks, tmp_path):
     err = recs[first]["error"]
     assert recs[first]["status"] == "failed" and err["stage"] == "ttt"
     assert "rank 1: RuntimeError: test-only fault injected on rank 1" in err["message"]
+    _valid(tmp_path, tasks[:2])
+
+
+@pytest.mark.slow
+def test_deepspeed_self_launch_survives_ranks_dying(tasks, tmp_path, monkeypatch):
+    """`arc-ttt run` with placement.ranks=2 (not started by a launcher) runs the deepspeed launcher
+    itself. Rank 1 exits outright at the first task's training, so the launcher ends both ranks; the
+    run relaunches, the ranks die on that task again, it is recorded as failed with placeholders, and
+    a third launch solves the second task."""
+    from rich.console import Console
+
+    from solve.run import RunOptions, run_tasks
+
+    first, second = TASK_IDS[:2]
+    monkeypatch.setenv("ARC_TTT_TEST_FAIL_RANK", f"1:{first}:die")
+    cfg = _cfg("placement.mode=deepspeed", "placement.ranks=2", "placement.collective_timeout_s=30")
+    console = Console(record=True, width=200)
+    run_tasks(cfg, tasks[:2], RunOptions(out=tmp_path, progress=False), console)
+    recs = _records(tmp_path)
+    assert recs[first]["status"] == "failed" and recs[first]["error"]["stage"] == "deepspeed"
+    assert "died twice" in recs[first]["error"]["message"]
+    assert recs[second]["status"] == "ok" and recs[second]["zero_stage"] == 2
+    assert console.export_text().count("launching 2 deepspeed ranks") == 3
     _valid(tmp_path, tasks[:2])
