@@ -56,6 +56,43 @@ def bench_generation(engine: Any, tasks: list[Any], new_tokens: int = GEN_NEW_TO
     }
 
 
+def bench_scoring(engine: Any, task: Any, n_candidates: int = 8, n_views: int = 4) -> dict[str, Any]:
+    """Product-of-experts scoring of `n_candidates` grids under `n_views` views: every (candidate, view)
+    as a whole row, vs each view's prompt run once with every candidate scored against its KV cache."""
+    import numpy as np
+
+    from solve.pipeline import task_views
+    from solve.runconfig import RunConfig
+    from ttt.nll import target_nll
+    from ttt.prompts import grid_scoring_item
+
+    rng = np.random.default_rng(0)
+    truth = task.test_outputs[0] if task.test_outputs else task.train[0].output
+    candidates = [truth] + [np.where(rng.random(truth.shape) < 0.2, rng.integers(0, 10, truth.shape), truth).astype(np.uint8)
+                            for _ in range(n_candidates - 1)]
+    views = task_views(task, RunConfig(), n_views)  # the default augmentation set and seed
+    items = []
+    for v in views:
+        vt = v.apply_task(task)
+        items += [grid_scoring_item(engine.tokenizer, vt.train, vt.test_inputs[0], v.apply_grid(c)) for c in candidates]
+    target_nll(engine.model, engine.tokenizer, items[:1])  # warm-up
+
+    def timed(share: bool) -> tuple[float, list[float]]:
+        start = time.perf_counter()
+        values = target_nll(engine.model, engine.tokenizer, items, reduction="sum", share_prompts=share)
+        return time.perf_counter() - start, values
+
+    whole_s, whole = timed(False)
+    shared_s, shared = timed(True)
+    return {
+        "task_id": task.id, "candidates": len(candidates), "views": len(views), "items": len(items),
+        "prompt_tokens_mean": sum(len(p) for p, _ in items) / len(items),
+        "answer_tokens_mean": sum(len(a) for _, a in items) / len(items),
+        "whole_rows_s": whole_s, "shared_prompt_s": shared_s, "speedup": whole_s / shared_s,
+        "max_abs_diff": max(abs(a - b) for a, b in zip(whole, shared)),
+    }
+
+
 def bench_task(engine: Any, cfg: Any, task: Any) -> dict[str, Any]:
     """The record of one full pipeline run on `task`: per-stage seconds and counts."""
     from solve.pipeline import solve_task
@@ -99,6 +136,8 @@ def run_all(quick: bool = False, log: Callable[[str], None] = lambda msg: None) 
     tasks = small_tasks(load_dataset("arc-agi-1/evaluation").tasks, GEN_PROMPTS)
     log("generation ...")
     out["generate"] = bench_generation(engine, tasks)
+    log("scoring ...")
+    out["scoring"] = bench_scoring(engine, tasks[0])
     log("one task ...")
     out["task"] = bench_task(engine, cfg, tasks[0]) | {"overrides": DEMO_OVERRIDES + (QUICK_OVERRIDES if quick else [])}
     # Other processes on the same cores distort every row (OpenMP threads thrash): say how busy it was.
@@ -128,6 +167,12 @@ def format_table(r: dict[str, Any]) -> str:
     rows.append(("generate", f"one prompt at a time, {what}", f"{g['one_at_a_time']['tokens_per_s']:,.1f}",
                  f"new tokens/s ({g['one_at_a_time']['seconds']:.1f} s)"))
     rows.append(("generate", "batched speedup", f"{g['speedup']:.2f}", "x"))
+    sc = r.get("scoring")
+    if sc:
+        what = f"{sc['candidates']} candidates x {sc['views']} views (~{sc['prompt_tokens_mean']:.0f}+{sc['answer_tokens_mean']:.0f} tok)"
+        rows.append(("score", f"whole rows, {what}", f"{sc['whole_rows_s']:.2f}", "s"))
+        rows.append(("score", f"shared prompt KV cache, {what}", f"{sc['shared_prompt_s']:.2f}", "s"))
+        rows.append(("score", f"shared prompt speedup (max |diff| {sc['max_abs_diff']:.1e} nats)", f"{sc['speedup']:.2f}", "x"))
     k = r["task"]
     for stage, sec in k["stages"].items():
         extra = f", {k['ttt_steps']} steps" if stage == "ttt" else ""

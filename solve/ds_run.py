@@ -148,6 +148,7 @@ def run_deepspeed(cfg: RunConfig, tasks: Sequence[Task], opts: RunOptions, conso
     from solve.peak_memory import peak_memory, reset_peak_memory
     from solve.sandbox import Sandbox
     from ttt.ds import DeepSpeedRunner, partition_at_load
+    from ttt.models import prepare_model_files
 
     from solve.ds_launch import launch_ranks, launched_as_rank, rank_count
 
@@ -179,6 +180,7 @@ def run_deepspeed(cfg: RunConfig, tasks: Sequence[Task], opts: RunOptions, conso
     stages = [(n, sync.wrap(n, f)) for n, f in stages_for(cfg.solve.mode)]
     if todo:
         # ZeRO-3: held for the whole run so that transformers loads the model partitioned.
+        prepare_model_files(cfg.model)  # any GGUF conversion first: it must not run partitioned
         zero3_load = partition_at_load(cfg.placement.zero_stage, cfg.train.grad_accum)  # noqa: F841
         engine = Engine.load(local_cfg)
         engine.runner = DeepSpeedRunner(engine.model, cfg.train, cfg.placement.zero_stage)

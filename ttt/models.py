@@ -166,6 +166,18 @@ def pick_dtype(name: str, device: "torch.device") -> "torch.dtype":
     return getattr(torch, name)
 
 
+def prepare_model_files(cfg: ModelConfig) -> None:
+    """Resolve the source and convert any GGUF file into the cache now, without loading the model.
+
+    ZeRO-3 ranks call this before they make transformers load partitioned: a conversion run under
+    `deepspeed.zero.Init` would save empty shards into the cache."""
+    if cfg.source.startswith(RANDOM_PREFIX):
+        if random_spec(cfg.source)[1] is None:  # the tokenizer comes from the embedded model
+            resolve_model("smollm2-135m", cfg.cache_dir)
+        return
+    resolve_model(cfg.source, cfg.cache_dir)
+
+
 def load_model(cfg: ModelConfig) -> tuple[Any, Any]:
     """(model, tokenizer), loaded from local files only, on the configured (or best) device and dtype.
 

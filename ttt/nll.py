@@ -86,44 +86,111 @@ def target_nll(
     batch_tokens: int = 8192,
     reduction: Literal["mean", "sum"] = "mean",
     ranks: Any = None,
+    share_prompts: bool = True,
 ) -> list[float]:
     """NLL of each answer given its prompt: items are (prompt_ids, answer_ids), e.g. from
     `ttt.prompts.grid_scoring_item`. 'mean' = per answer token; 'sum' = -log p(answer), the term to
     add across augmented views for a product of experts. Results are in the order of `items`.
 
+    Items that share a prompt (candidates scored under one view) run that prompt once and score
+    every answer against its KV cache (`_shared_prompt_nll`); the rest are batched whole rows.
+    Padded size per forward stays within `batch_tokens` (prompt included) either way.
+    `share_prompts=False` scores every item as a whole row (what `arc-ttt bench` compares against).
+
     `ranks` (a `ttt.train.StepRunner` of several data-parallel ranks, all calling with the same items):
-    each rank scores every world-th item and all ranks get all results. Under `ranks.lockstep`
-    (ZeRO-3) a rank with fewer batches runs dummy forwards so that every rank runs as many."""
+    each rank scores every world-th unit of work and all ranks get all results. Under `ranks.lockstep`
+    (ZeRO-3) a rank with fewer forwards runs dummy ones so that every rank runs as many."""
     if not items:
         return []
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    rows = [(list(p) + list(a), [IGNORE] * len(p) + list(a)) for p, a in items]
     if any(len(a) == 0 for _, a in items):
         raise ValueError("an item has an empty answer")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    by_prompt: dict[tuple[int, ...], list[int]] = {}
+    for i, (prompt, _) in enumerate(items):
+        by_prompt.setdefault(tuple(prompt), []).append(i)
+    if not share_prompts:
+        by_prompt = {(i,): [i] for i in range(len(items))}
+    shared = [ids for ids in by_prompt.values() if len(ids) > 1]
+    single = [ids[0] for ids in by_prompt.values() if len(ids) == 1]
     split = ranks is not None and ranks.world > 1
-    mine = list(range(ranks.rank, len(rows), ranks.world)) if split else list(range(len(rows)))
-    groups = [[mine[j] for j in g] for g in length_batches([len(rows[i][0]) for i in mine], batch_tokens)]
-    n_batches = ranks.max(len(groups)) if ranks is not None and ranks.lockstep else len(groups)
+    if split:
+        shared, single = shared[ranks.rank :: ranks.world], single[ranks.rank :: ranks.world]
+    rows = {i: (list(items[i][0]) + list(items[i][1]), [IGNORE] * len(items[i][0]) + list(items[i][1])) for i in single}
+    batches = [[single[j] for j in g] for g in length_batches([len(rows[i][0]) for i in single], batch_tokens)]
+    plans = [(ids, _answer_chunks([len(items[i][1]) for i in ids], len(items[ids[0]][0]), batch_tokens)) for ids in shared]
+    forwards = len(batches) + sum(1 + len(chunks) for _, chunks in plans)
+    padding = ranks.max(forwards) - forwards if ranks is not None and ranks.lockstep else 0
     device, was_training = model_device(model), model.training
-    results: list[tuple[int, float]] = []
+    totals: list[tuple[int, float, int]] = []  # (item, summed NLL, answer tokens)
     model.eval()  # no dropout while scoring
     try:
         # no_grad, not inference_mode: ZeRO-3 re-partitions the weights it gathers inside the forward.
         with torch.no_grad():
-            for b in range(n_batches):
-                if b >= len(groups):  # lockstep padding: the result is thrown away
-                    answer_token_nll(model, collate([([pad_id, pad_id], [IGNORE, pad_id])], pad_id).to(device))
-                    continue
-                group = groups[b]
+            for group in batches:
                 nll, mask = answer_token_nll(model, collate([rows[i] for i in group], pad_id).to(device))
-                totals, counts = nll.sum(dim=1), mask.sum(dim=1)
-                values = totals / counts if reduction == "mean" else totals
-                results += zip(group, values.tolist())
+                totals += zip(group, nll.sum(dim=1).tolist(), mask.sum(dim=1).tolist())
+            for ids, chunks in plans:
+                answers = [list(items[i][1]) for i in ids]
+                sums = _shared_prompt_nll(model, list(items[ids[0]][0]), answers, chunks, pad_id, device)
+                totals += [(i, total, len(a)) for i, total, a in zip(ids, sums, answers)]
+            for _ in range(padding):  # lockstep: pairs with another rank's real forward
+                answer_token_nll(model, collate([([pad_id, pad_id], [IGNORE, pad_id])], pad_id).to(device))
     finally:
         model.train(was_training)
     if split:
-        results = ranks.all_gather(results)
-    out = [0.0] * len(rows)
-    for i, v in results:
-        out[i] = v
+        totals = ranks.all_gather(totals)
+    out = [0.0] * len(items)
+    for i, total, count in totals:
+        out[i] = total / count if reduction == "mean" else total
     return out
+
+
+def _answer_chunks(lengths: Sequence[int], prompt_len: int, batch_tokens: int) -> list[list[int]]:
+    """Positions (into `lengths`) per forward over a shared prompt's cache: rows x (prompt + longest
+    answer) within budget, the memory the whole rows would have needed; at least one row each."""
+    order = sorted(range(len(lengths)), key=lambda j: lengths[j])
+    chunks: list[list[int]] = []
+    for j in order:
+        if chunks and (len(chunks[-1]) + 1) * (prompt_len + lengths[j]) <= batch_tokens:
+            chunks[-1].append(j)
+        else:
+            chunks.append([j])
+    return chunks
+
+
+def _shared_prompt_nll(
+    model: Any, prompt: list[int], answers: list[list[int]], chunks: list[list[int]], pad_id: int, device: torch.device
+) -> list[float]:
+    """Summed NLL of each answer after one prompt: the prompt runs once, its KV cache is repeated per
+    answer row. Token 0 of every answer is scored by the prompt's last logit; token t by answer
+    position t-1. Right padding: a row's real tokens never attend to its padding."""
+    import copy
+
+    ids = torch.tensor([prompt], device=device)
+    with autocast_for(device):
+        out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
+    first = F.log_softmax(out.logits[0, -1].float(), dim=-1)
+    prefix = out.past_key_values
+    sums = [0.0] * len(answers)
+    for chunk in chunks:
+        rows = [answers[j] for j in chunk]
+        width = max(len(a) for a in rows)
+        a_ids = torch.full((len(rows), width), pad_id, dtype=torch.long, device=device)
+        mask = torch.zeros((len(rows), len(prompt) + width), dtype=torch.long, device=device)
+        mask[:, : len(prompt)] = 1
+        for r, a in enumerate(rows):
+            a_ids[r, : len(a)] = torch.as_tensor(a)
+            mask[r, len(prompt) : len(prompt) + len(a)] = 1
+        cache = copy.deepcopy(prefix)
+        cache.batch_repeat_interleave(len(rows))
+        with autocast_for(device):
+            logits = model(input_ids=a_ids, attention_mask=mask, past_key_values=cache, use_cache=True).logits
+        # Position t predicts answer token t+1; padding and the rows' ends are ignored.
+        targets = a_ids[:, 1:].clone()
+        for r, a in enumerate(rows):
+            targets[r, len(a) - 1 :] = IGNORE
+        rest = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), targets, ignore_index=IGNORE, reduction="none")
+        heads = -first[a_ids[:, 0]]
+        for r, j in enumerate(chunk):
+            sums[j] = float(heads[r] + rest[r].sum())
+    return sums

@@ -264,3 +264,16 @@ def test_bench_generation_counts_tokens_both_ways(task_ids):
         # 4 new tokens per prompt; re-encoding the decoded text may merge or split a few
         assert 0 < g[way]["new_tokens"] <= 3 * 8 and g[way]["tokens_per_s"] > 0
     assert g["speedup"] == pytest.approx(g["one_at_a_time"]["seconds"] / g["batched"]["seconds"])
+
+
+def test_bench_scoring_both_ways_agree(task_ids):
+    from augment.tasks import load_dataset, select
+    from solve.bench import bench_scoring
+    from solve.pipeline import Engine
+    from solve.runconfig import load_config
+
+    engine = Engine.load(load_config(None, ["model.source=random:tiny"]))
+    task = select(load_dataset(DATASET).tasks, task_ids)[0]
+    sc = bench_scoring(engine, task, n_candidates=3, n_views=2)
+    assert (sc["candidates"], sc["views"], sc["items"]) == (3, 2, 6)
+    assert sc["max_abs_diff"] < 1e-2 and sc["whole_rows_s"] > 0 and sc["shared_prompt_s"] > 0

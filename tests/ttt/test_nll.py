@@ -22,6 +22,24 @@ def test_batched_equals_single_and_keeps_order(tiny, tokenizer, flip_task):
     assert len(set(round(v, 6) for v in batched)) == 3  # really different items, not a repeated one
 
 
+def shared_prompt_items(tokenizer, task):
+    """Candidates for one query under one prompt (answers of 1..n tokens), plus two lone items."""
+    prompt, truth = grid_scoring_item(tokenizer, task.train, task.test_inputs[0], task.test_outputs[0])
+    answers = [truth, truth[:1], truth[::-1], truth[: len(truth) // 2], [t for t in truth if t != truth[0]] or truth[1:]]
+    return [(prompt, a) for a in answers] + items_for(tokenizer, task)[:2]
+
+
+@pytest.mark.parametrize("budget", [100_000, 1], ids=["all-answers-in-one-forward", "one-answer-per-forward"])
+def test_shared_prompt_cache_equals_whole_rows(tiny, tokenizer, flip_task, budget):
+    """Answers sharing a prompt are scored against its KV cache; each must equal scoring the whole
+    row alone (the plain path), whatever the chunking, including a 1-token answer."""
+    items = shared_prompt_items(tokenizer, flip_task)
+    shared = target_nll(tiny, tokenizer, items, batch_tokens=budget, reduction="sum")
+    alone = [target_nll(tiny, tokenizer, [it], reduction="sum")[0] for it in items]
+    assert shared == pytest.approx(alone, rel=1e-4)
+    assert len(set(round(v, 4) for v in shared[:5])) == 5  # five really different candidates
+
+
 def test_sum_is_mean_times_answer_tokens(tiny, tokenizer, flip_task):
     items = items_for(tokenizer, flip_task)
     mean = target_nll(tiny, tokenizer, items, reduction="mean")

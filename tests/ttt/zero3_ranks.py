@@ -38,7 +38,7 @@ def main(model_dir: str, out: str) -> None:
 
     task = select(load_dataset("arc-agi-1/evaluation").tasks, ["00576224"])[0]
     samples, _ = build_samples(task, get_set("geometric"), 4, np.random.default_rng(0))
-    trained = adapt(model, tokenizer, samples, TrainConfig(steps=2, lr=1e-2, warmup_steps=0, batch_tokens=2048), runner=runner)
+    trained = adapt(model, tokenizer, samples, TrainConfig(steps=2, lr=1e-2, warmup_steps=0, batch_tokens=2048, gradient_checkpointing=True), runner=runner)
 
     # 5 scoring items on 2 ranks, one per batch: rank 0 scores 3, rank 1 scores 2 plus a dummy forward.
     items = [grid_scoring_item(tokenizer, task.train, task.test_inputs[0], p.output) for p in task.train]
