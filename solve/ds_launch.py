@@ -10,12 +10,14 @@ DIR/deepspeed-launch/ and runs
 which is what `deepspeed --num_gpus N ...` runs (on a CPU machine with DS_ACCELERATOR=cpu). Rank 0
 writes the run directory as usual; this process only waits and reads it back.
 
-Faults: a launch that ends with tasks still pending (a rank died, so the launcher ended the others, or
+Faults: a launch that ends with tasks unrecorded (a rank died, so the launcher ended the others, or
 a rank failed inside a collective and the ranks stopped cleanly: see solve.ds_run) is started again
-and resumes from the run directory. The task in flight when ranks died (the last 'start' in
-timeline.jsonl without a result) is retried once; if the ranks die on it again it is recorded as
-failed with placeholder attempts and the rest of the run goes on. The global deadline is passed to
-every launch as the time left.
+and resumes from the run directory. The task in flight when ranks died (this launch's last 'start'
+in timeline.jsonl without a record) is retried once; if the ranks die on it again it is recorded as
+failed with placeholder attempts and the rest of the run goes on. Two launches in a row that record
+nothing end the run, the tasks left recorded as failed. The global deadline is passed to every
+launch as the time left; ranks still running DEADLINE_GRACE_S after it are killed, and tasks left
+unstarted are recorded as 'deadline' (a resumed run tries them).
 """
 
 from __future__ import annotations
@@ -34,11 +36,13 @@ from rich.console import Console
 
 from augment.tasks import Task
 from solve.pipeline import failed_record
-from solve.rundir import RunDir
+from solve.rundir import RunDir, read_results
 from solve.runconfig import RunConfig, dump_config
 
 LAUNCH_DIR = "deepspeed-launch"
 MAX_LAUNCHES_WITHOUT_PROGRESS = 2
+DEADLINE_GRACE_S = 60.0  # ranks get this long past the global deadline before they are killed
+TIMED_OUT = -1  # _wait's return when it killed the ranks at the deadline
 _live: list[subprocess.Popen] = []  # launcher process groups to end if this process is stopped hard
 
 
@@ -87,40 +91,71 @@ def launch_ranks(cfg: RunConfig, tasks: Sequence[Task], opts: Any, console: Cons
     if not torch.cuda.is_available():
         env.setdefault("DS_ACCELERATOR", "cpu")  # else DeepSpeed looks for an accelerator and fails
     died_on: dict[str, int] = {}
-    stalled = 0
-    while run.pending():
+    stalled, launches, rc = 0, 0, 0
+    # The first launch takes every pending task (a resumed run retries those the deadline skipped);
+    # a relaunch only those the ranks left without any record.
+    while todo := (run.pending() if launches == 0 else _unrecorded(run)):
         left = None if end is None else end - time.monotonic()
         if left is not None and left <= 0:
             break
-        before = len(run.done)
-        console.print(f"launching {n} deepspeed ranks for {len(run.pending())} task(s)")
-        rc = _wait(launch_command(n, config, tasks_file, Path(opts.out), left), env)
+        before = len(read_results(run.results_path))
+        timeline = run.path / "timeline.jsonl"
+        since = timeline.stat().st_size if timeline.exists() else 0  # this launch's events start here
+        console.print(f"launching {n} deepspeed ranks for {len(todo)} task(s)")
+        rc = _wait(launch_command(n, config, tasks_file, Path(opts.out), left), env, left)
+        launches += 1
         run = RunDir.open(opts.out, tasks, None)
-        if not run.pending():
+        in_flight = _unfinished_start(run, since)
+        if rc == TIMED_OUT:
+            if in_flight is not None:
+                err = TimeoutError("the global deadline passed while the deepspeed ranks were solving this task")
+                run.record(failed_record(_task(tasks, in_flight), "deepspeed", err, status="deadline"))
             break
-        in_flight = _unfinished_start(run)
+        if not _unrecorded(run):
+            break
         if rc != 0 and in_flight is not None:
             died_on[in_flight] = died_on.get(in_flight, 0) + 1
             if died_on[in_flight] >= 2:  # retried once already: record it and go on without it
-                task = next(t for t in tasks if t.id == in_flight)
                 err = RanksDied(f"the deepspeed ranks died twice on task {in_flight} (launcher exit code {rc})")
-                run.record(failed_record(task, "deepspeed", err))
+                run.record(failed_record(_task(tasks, in_flight), "deepspeed", err))
                 console.print(f"[red]{in_flight}[/]: ranks died twice; recorded as failed")
-        stalled = 0 if len(run.done) > before else stalled + 1
+        stalled = 0 if len(read_results(run.results_path)) > before else stalled + 1
         if stalled >= MAX_LAUNCHES_WITHOUT_PROGRESS:
-            console.print(f"[red]stopping[/]: {stalled} launches in a row finished no task (last exit code {rc}); "
-                          f"{len(run.pending())} task(s) keep placeholders")
+            err = RanksDied(f"{stalled} deepspeed launches in a row finished no task (last exit code {rc})")
+            for task in _unrecorded(run):
+                run.record(failed_record(task, "deepspeed", err))
+            console.print(f"[red]stopping[/]: {err}; the tasks left are recorded as failed")
             break
-        console.print(f"[yellow]ranks stopped[/] (exit code {rc}) with {len(run.pending())} task(s) pending: relaunching")
-    return run
+        if _unrecorded(run):
+            console.print(f"[yellow]ranks stopped[/] (exit code {rc}): relaunching for the tasks left")
+    if end is not None and time.monotonic() >= end:  # like the planner's skips: retried by a resumed run
+        err = TimeoutError("global deadline too close: task not started")
+        for task in _unrecorded(run):
+            run.record(failed_record(task, "budget", err, status="deadline"))
+    return RunDir.open(opts.out, tasks, None)  # as a resumed run would see it
 
 
-def _wait(cmd: list[str], env: dict[str, str]) -> int:
-    """Run the launcher in its own process group, so that all ranks can be ended together."""
+def _task(tasks: Sequence[Task], task_id: str) -> Task:
+    return next(t for t in tasks if t.id == task_id)
+
+
+def _unrecorded(run: RunDir) -> list[Task]:
+    """Tasks with no record at all (not even a 'deadline' skip) in the run directory."""
+    recorded = {rec.get("task_id") for rec in read_results(run.results_path)}
+    return [t for t in run.tasks if t.id not in recorded]
+
+
+def _wait(cmd: list[str], env: dict[str, str], left: float | None) -> int:
+    """Run the launcher in its own process group, so that all ranks can be ended together; past the
+    global deadline (plus a grace for the last stage to notice its own) end them: TIMED_OUT."""
     proc = subprocess.Popen(cmd, env=env, start_new_session=True)
     _live.append(proc)
     try:
-        return proc.wait()
+        return proc.wait(timeout=None if left is None else left + DEADLINE_GRACE_S)
+    except subprocess.TimeoutExpired:
+        stop_launched()
+        proc.wait()
+        return TIMED_OUT
     except BaseException:  # Ctrl-C or a hard stop of this process: do not leave ranks running
         stop_launched()
         raise
@@ -137,17 +172,22 @@ def stop_launched() -> None:
             pass
 
 
-def _unfinished_start(run: RunDir) -> str | None:
-    """The task of the last 'start' event in timeline.jsonl that has no result: what was in flight."""
+def _unfinished_start(run: RunDir, since: int) -> str | None:
+    """The task of this launch's last 'start' event (timeline.jsonl from byte `since`) that has no
+    record: what the ranks were solving when they stopped."""
     path = run.path / "timeline.jsonl"
     if not path.exists():
         return None
+    with open(path, "rb") as f:
+        f.seek(since)
+        lines = f.read().decode("utf-8", "replace").splitlines()
     last = None
-    for line in path.read_text().splitlines():
+    for line in lines:
         try:
             event = json.loads(line)
         except json.JSONDecodeError:  # a torn last line from a killed rank
             continue
         if event.get("event") == "start":
             last = event.get("task_id")
-    return last if last is not None and last not in run.done else None
+    recorded = {rec.get("task_id") for rec in read_results(run.results_path)}
+    return last if last is not None and last not in recorded else None

@@ -48,7 +48,7 @@ from solve.runconfig import RunConfig
 # Test-only fault hook: "<rank>:<task id>" makes that rank raise at the start of the task's ttt stage;
 # "<rank>:<task id>:die" makes it exit there at once, as a crash (segfault, OOM kill) would.
 FAIL_ENV = "ARC_TTT_TEST_FAIL_RANK"
-COLLECTIVE_STAGES = {"ttt", "induction", "transduction"}  # stages whose collectives can fall out of step
+COLLECTIVE_STAGES = {"loo_eval", "ttt", "induction", "transduction"}  # stages whose collectives can fall out of step
 
 
 class RankFailed(RuntimeError):

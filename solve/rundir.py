@@ -56,6 +56,11 @@ def read_results(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def never_started(rec: dict[str, Any]) -> bool:
+    """A record of a task skipped before its first stage because the global deadline was too close."""
+    return rec.get("status") == "deadline" and not rec.get("stages") and (rec.get("error") or {}).get("stage") == "budget"
+
+
 @dataclass
 class RunDir:
     path: Path
@@ -77,6 +82,10 @@ class RunDir:
             if rec.get("task_id") in run.submission:
                 run.done[rec["task_id"]] = rec
                 run.submission[rec["task_id"]] = rec["attempts"]
+        # A task the global deadline never let start is recorded (placeholders, status 'deadline') but is
+        # not finished: a resumed run, with time again, tries it. Its newer record replaces this one.
+        for tid in [tid for tid, rec in run.done.items() if never_started(rec)]:
+            del run.done[tid]
         if config is not None:
             cfg_text = yaml.safe_dump({"config": config, "environment": environment_info()}, sort_keys=False)
             (path / "config.yaml").write_text(cfg_text)

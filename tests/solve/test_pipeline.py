@@ -97,6 +97,22 @@ def test_resume_after_interrupt_matches_uninterrupted(tmp_path, two_tasks, cfg, 
     assert (part / "submission.json").read_text() == (full / "submission.json").read_text()
 
 
+def test_tasks_the_deadline_never_started_run_on_resume(tmp_path, two_tasks, cfg, engine):
+    """A global deadline too close to start anything records both tasks as 'deadline' with placeholders
+    (the submission is valid); the same run resumed with time solves them, and their new records win."""
+    run_tasks(cfg, two_tasks, RunOptions(out=tmp_path, global_deadline_s=0.01, progress=False), quiet(), engine=engine)
+    skipped = read_records(tmp_path)
+    assert [r["status"] for r in skipped] == ["deadline", "deadline"]
+    assert all(r["error"]["stage"] == "budget" and r["stages"] == {} for r in skipped)
+    assert validate_submission(json.loads((tmp_path / "submission.json").read_text()), two_tasks) == []
+
+    run = run_tasks(cfg, two_tasks, RunOptions(out=tmp_path, progress=False), quiet(), engine=engine)
+    assert run.pending() == [] and all(r["status"] == "ok" for r in run.done.values())
+    assert [r["status"] for r in read_records(tmp_path)] == ["deadline", "deadline", "ok", "ok"]
+    sub = json.loads((tmp_path / "submission.json").read_text())
+    assert all(sub[tid] == rec["attempts"] for tid, rec in run.done.items())
+
+
 def test_a_failing_stage_is_recorded_and_the_run_goes_on(tmp_path, two_tasks, cfg, engine):
     bad_id = two_tasks[0].id
 

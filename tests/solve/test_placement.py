@@ -246,3 +246,36 @@ def test_deepspeed_self_launch_survives_ranks_dying(tasks, tmp_path, monkeypatch
     assert recs[second]["status"] == "ok" and recs[second]["zero_stage"] == 2
     assert console.export_text().count("launching 2 deepspeed ranks") == 3
     _valid(tmp_path, tasks[:2])
+
+
+@pytest.mark.slow
+def test_deepspeed_self_launch_is_killed_at_the_global_deadline(tasks, tmp_path, monkeypatch):
+    """The launching process ends the ranks when the global deadline (plus grace) passes, even while
+    they are still starting, records the tasks left as 'deadline' (retried by a resumed run) and
+    leaves no rank running."""
+    import time
+
+    from rich.console import Console
+
+    import solve.ds_launch as ds_launch
+    from solve.run import RunOptions, run_tasks
+
+    monkeypatch.setattr(ds_launch, "DEADLINE_GRACE_S", 1.0)
+    cfg = _cfg("placement.mode=deepspeed", "placement.ranks=2")
+    start = time.monotonic()
+    run = run_tasks(cfg, tasks[:2], RunOptions(out=tmp_path, global_deadline_s=2.0, progress=False), Console(quiet=True))
+    assert time.monotonic() - start < 20  # killed at ~3 s, not left to finish (a task takes longer)
+    recs = _records(tmp_path)
+    assert {r["status"] for r in recs.values()} == {"deadline"} and set(recs) == set(TASK_IDS[:2])
+    assert len(run.pending()) == 2  # never started: a resumed run tries them
+    _valid(tmp_path, tasks[:2])
+    time.sleep(0.5)
+    alive = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "solve.ds_run" in cmd and str(tmp_path) in cmd:
+            alive.append(cmd)
+    assert alive == []
