@@ -20,7 +20,9 @@ Faults: collectives time out after `placement.collective_timeout_s` instead of h
 fails on any rank fails the task on all ranks, and rank 0 records it with that rank's error. When the
 failed stage holds collectives (ttt, induction, transduction) the ranks may be out of step in the
 training process group, so the run then stops cleanly: everything finished is recorded, the
-submission is valid, and the same command resumes after the failed task. A rank that dies outright
+submission is valid, the ranks exit with status 0 without tearing the group down (its teardown can
+abort on the pending collective), and the same command resumes after the failed task (solve.ds_launch
+does that itself). A rank that dies outright
 makes the `deepspeed` launcher end the others (rerun to resume).
 
 ZeRO-3 (`placement.zero_stage=3`) partitions the model as it loads and runs sampling and scoring in
@@ -221,8 +223,14 @@ def run_deepspeed(cfg: RunConfig, tasks: Sequence[Task], opts: RunOptions, conso
                 sandbox.close()
     if rank == 0:
         _finish(run, console)
-    if not sync.broken:
-        dist.barrier(group=ctl)
+    if sync.broken:
+        # Everything finished is durable (fsynced records, atomic submission). A group with a timed-out
+        # collective still pending can abort the interpreter's teardown ('terminate called without an
+        # active exception', exit 250); leave without tearing it down so the ranks end cleanly.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    dist.barrier(group=ctl)
     return run
 
 
