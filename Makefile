@@ -8,7 +8,7 @@ PIP := $(PY) -m pip install -q --disable-pip-version-check
 TORCH ?= torch==2.13.0
 DEMO_OUT ?= runs/demo
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -24,11 +24,17 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: setup
 	$(VENV)/bin/arc-ttt run --config configs/cpu-demo.yaml --dataset arc-agi-1/evaluation --demo-tasks 3 --out $(DEMO_OUT)
 
-test: setup
-	$(PY) -m pytest -q
+# CI runs this (.ci/run): the layer contracts and lint first, then the whole suite with its slowest tests.
+test: setup lint
+	$(PY) -m pytest -q --durations=20
 
-test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+# The inner loop: everything but the tests marked slow (real model, several processes, deadlines waited out).
+test-fast: setup lint
+	$(PY) -m pytest -q -m "not slow" --durations=10
+
+lint: setup
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
 
 bench: setup
 	$(VENV)/bin/arc-ttt bench

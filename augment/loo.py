@@ -8,6 +8,7 @@ grids make many duplicates). The report says how many were generated, kept and d
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import numpy as np
 
 from augment.sets import AugmentSet, augmentation_stream

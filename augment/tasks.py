@@ -216,6 +216,29 @@ def select(tasks: Sequence[Task], ids: Sequence[str] | None = None, limit: int |
     return list(tasks[:limit] if limit is not None else tasks)
 
 
+def small_tasks(tasks: Sequence[Task], n: int, max_side: int = 6) -> list[Task]:
+    """The demo's rule: the first `n` tasks (by id) whose every grid is at most max_side x max_side."""
+    return [t for t in sorted(tasks, key=lambda t: t.id) if t.max_side <= max_side][:n]
+
+
+def choose_tasks(
+    tasks: Sequence[Task], task_ids: str | None = None, limit: int | None = None, demo_tasks: int = 0,
+    shard: tuple[int, int] | None = None,
+) -> list[Task]:
+    """The selection every command offers: comma-separated ids, the demo's small tasks, a limit, then
+    the i-th of n interleaved shards. Unknown ids raise TaskError."""
+    chosen = list(tasks)
+    if task_ids:
+        chosen = select(chosen, [t.strip() for t in task_ids.split(",") if t.strip()])
+    if demo_tasks:
+        chosen = small_tasks(chosen, demo_tasks)
+    chosen = select(chosen, None, limit)
+    if shard is not None:
+        i, n = shard
+        chosen = chosen[i::n]
+    return chosen
+
+
 def load_tasks(
     dataset: str | None = None, tasks: str | Path | None = None, solutions: str | Path | None = None, strict: bool = False
 ) -> LoadResult:

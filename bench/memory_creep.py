@@ -39,12 +39,11 @@ def main() -> None:
     args = p.parse_args()
     import gc
 
-    from augment.tasks import load_dataset
-    from solve.cli import small_tasks
-    from solve.peak_memory import peak_memory, reset_peak_memory
-    from solve.pipeline import Engine, solve_task
-    from solve.runconfig import load_config
-    from solve.sandbox import Sandbox
+    from augment.tasks import load_dataset, small_tasks
+    from solve.pipeline.peak_memory import peak_memory, reset_peak_memory
+    from solve.pipeline.runconfig import load_config
+    from solve.pipeline.stages import Engine, solve_task
+    from solve.sandbox.pool import Sandbox
 
     cfg = load_config(args.config, args.overrides)
     pool = load_dataset(args.dataset).tasks

@@ -36,7 +36,7 @@ def _run_cmd(mode: str, workers: int, args, out: Path) -> list[str]:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         return [str(bin_dir / "deepspeed"), "--num_gpus", str(workers), "--master_port", str(port), "--no_local_rank",
-                "--module", "solve.ds_run", *common]
+                "--module", "solve.placement.ds_rank", *common]
     return [str(bin_dir / "arc-ttt"), "run", *common]
 
 

@@ -21,11 +21,10 @@ def main() -> None:
     args = p.parse_args()
     import torch
 
-    from augment.tasks import load_dataset
-    from solve.bench import DEMO_OVERRIDES, bench_scoring
-    from solve.cli import small_tasks
-    from solve.pipeline import Engine
-    from solve.runconfig import load_config
+    from augment.tasks import load_dataset, small_tasks
+    from solve.experiments.bench import DEMO_OVERRIDES, bench_scoring
+    from solve.pipeline.runconfig import load_config
+    from solve.pipeline.stages import Engine
 
     torch.set_num_threads(args.threads)
     engine = Engine.load(load_config(None, DEMO_OVERRIDES + [f"model.source={args.model}"]))

@@ -65,4 +65,3 @@ class TrainConfig(BaseModel):
     gradient_checkpointing: bool = Field(False, description="Recompute activations in backward (less memory, ~30% slower).")
     seed: int = Field(0, description="Seeds adapter init, sample order and dropout.")
     time_budget_s: float | None = Field(None, gt=0, description="Per-task training wall-clock cap in seconds.")
-    train_on: Literal["output"] = Field("output", description="Which tokens carry loss: only the target answer.")

@@ -9,7 +9,6 @@ seed gives a different A for ensembles. Base weights are frozen and never writte
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,7 +20,8 @@ ADAPTER = "default"
 
 def wrap_lora(model: Any, cfg: LoraConfig) -> Any:
     """The model wrapped by peft with one trainable LoRA adapter (base weights frozen)."""
-    from peft import LoraConfig as PeftLoraConfig, get_peft_model
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
 
     peft_cfg = PeftLoraConfig(
         r=cfg.r,
@@ -77,8 +77,3 @@ def lora_parameters(model: Any) -> list[torch.nn.Parameter]:
 
 def trainable_parameter_count(model: Any) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def save_adapter(model: Any, path: str | Path) -> None:
-    """The adapter only (adapter_config.json + adapter_model.safetensors), via peft."""
-    model.save_pretrained(str(path))

@@ -185,7 +185,7 @@ def load_model(cfg: ModelConfig) -> tuple[Any, Any]:
     needs; our own training and scoring code pads by hand and ignores padding_side.
     """
     set_offline_env()
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     device = pick_device(cfg.device)
     if cfg.source.startswith(RANDOM_PREFIX):

@@ -14,7 +14,7 @@ from typing import Any, Literal, Sequence
 import torch
 import torch.nn.functional as F
 
-from ttt.prompts import IGNORE
+from ttt.prompts import IGNORE, pad_id
 
 
 @dataclass
@@ -104,7 +104,7 @@ def target_nll(
         return []
     if any(len(a) == 0 for _, a in items):
         raise ValueError("an item has an empty answer")
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = pad_id(tokenizer)
     by_prompt: dict[tuple[int, ...], list[int]] = {}
     for i, (prompt, _) in enumerate(items):
         by_prompt.setdefault(tuple(prompt), []).append(i)
@@ -127,14 +127,14 @@ def target_nll(
         # no_grad, not inference_mode: ZeRO-3 re-partitions the weights it gathers inside the forward.
         with torch.no_grad():
             for group in batches:
-                nll, mask = answer_token_nll(model, collate([rows[i] for i in group], pad_id).to(device))
+                nll, mask = answer_token_nll(model, collate([rows[i] for i in group], pad).to(device))
                 totals += zip(group, nll.sum(dim=1).tolist(), mask.sum(dim=1).tolist())
             for ids, chunks in plans:
                 answers = [list(items[i][1]) for i in ids]
-                sums = _shared_prompt_nll(model, list(items[ids[0]][0]), answers, chunks, pad_id, device)
+                sums = _shared_prompt_nll(model, list(items[ids[0]][0]), answers, chunks, pad, device)
                 totals += [(i, total, len(a)) for i, total, a in zip(ids, sums, answers)]
             for _ in range(padding):  # lockstep: pairs with another rank's real forward
-                answer_token_nll(model, collate([([pad_id, pad_id], [IGNORE, pad_id])], pad_id).to(device))
+                answer_token_nll(model, collate([([pad, pad], [IGNORE, pad])], pad).to(device))
     finally:
         model.train(was_training)
     if split:

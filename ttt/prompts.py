@@ -84,6 +84,11 @@ def _prompt_ids(tokenizer: Any, kind: Kind, user: str) -> list[int]:
     return tokenizer.encode(f"{system}\n\n{user}\n{'out' if kind == 'grid' else 'program'}\n")
 
 
+def pad_id(tokenizer: Any) -> int:
+    """The id that pads batches: the tokenizer's pad token, else its end-of-sequence token."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
 def end_ids(tokenizer: Any) -> list[int]:
     """Tokens that close an answer: the template's end-of-turn marker (e.g. <|im_end|>), else EOS."""
     if getattr(tokenizer, "chat_template", None):

@@ -20,9 +20,9 @@ import torch
 
 from augment.loo import Sample
 from ttt.config import TrainConfig
-from ttt.lora import lora_parameters, reset_adapter
+from ttt.lora import lora_parameters
 from ttt.nll import Batch, answer_token_nll, collate, model_device
-from ttt.prompts import Encoded, encode_samples
+from ttt.prompts import Encoded, encode_samples, pad_id
 
 MAX_GRAD_NORM = 1.0  # clip: lr 1e-3 on a fresh adapter occasionally spikes on the first steps
 
@@ -180,7 +180,8 @@ def adapt(
     deadline: float | None = None,
     runner: StepRunner | None = None,
 ) -> AdaptResult:
-    """Train a freshly reset adapter on `samples`. `deadline` is a `time.monotonic()` value; a step is
+    """Train the model's adapter on `samples`, from wherever it is: callers reset it first
+    (`ttt.lora.reset_adapter`), usually to measure the untrained model before. `deadline` is a `time.monotonic()` value; a step is
     not started if the mean step time so far says it would end past the deadline (or cfg.time_budget_s).
 
     With `runner` a rank of `world` data-parallel ranks, every rank draws the same micro-batch stream
@@ -190,7 +191,6 @@ def adapt(
     runner = runner or LocalRunner()
     if cfg.time_budget_s is not None:
         deadline = min(deadline if deadline is not None else math.inf, start + cfg.time_budget_s)
-    reset_adapter(model, cfg.seed)
     torch.manual_seed(cfg.seed)  # dropout draws
     encoded, counts = encode_samples(tokenizer, samples, cfg.max_seq_len)
     sample_info = {"given": len(samples), **counts.to_dict()}
@@ -199,7 +199,7 @@ def adapt(
 
     runner.start(model, lora_parameters(model), cfg)
     device = model_device(model)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = pad_id(tokenizer)
     stream = micro_batches([len(e.input_ids) for e in encoded], cfg.batch_tokens, np.random.default_rng(cfg.seed))
     losses: list[float] = []
     tokens, train_s, stopped_by = 0, 0.0, "steps"
@@ -213,7 +213,7 @@ def adapt(
                 stopped_by = "deadline"
                 break
             drawn = [next(stream) for _ in range(cfg.grad_accum * runner.world)]
-            mbs = [_batch(encoded, g, pad_id, device) for g in drawn[runner.rank :: runner.world]]
+            mbs = [_batch(encoded, g, pad, device) for g in drawn[runner.rank :: runner.world]]
             losses.append(runner.mean(train_step(model, mbs, runner.backward, runner.step)))
             tokens += sum(mb.n_tokens for mb in mbs)
             train_s += time.monotonic() - now

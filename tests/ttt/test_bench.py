@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from ttt.config import LoraConfig
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "ttt_bench.py"
-
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("ttt_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    import ttt.bench
+
+    return ttt.bench
 
 
 def test_run_benchmark_on_a_config_dict(bench):

@@ -8,7 +8,7 @@ import torch
 from augment.loo import build_samples
 from augment.sets import get_set
 from ttt.config import LoraConfig, TrainConfig
-from ttt.lora import lora_parameters, reset_adapter, save_adapter, trainable_parameter_count, wrap_lora
+from ttt.lora import lora_parameters, reset_adapter, trainable_parameter_count, wrap_lora
 from ttt.train import adapt
 
 
@@ -66,11 +66,3 @@ def test_fresh_adapter_computes_the_base_model(make_tiny, tokenizer):
         model = wrap_lora(make_tiny(0), LoraConfig(r=4))
         reset_adapter(model, seed=9)
         assert torch.equal(model(input_ids=ids).logits, expected)
-
-
-def test_save_adapter_writes_only_the_adapter(tiny, tmp_path):
-    model = wrap_lora(tiny, LoraConfig(r=4))
-    save_adapter(model, tmp_path / "a")
-    names = {p.name for p in (tmp_path / "a").iterdir()}
-    assert {"adapter_config.json", "adapter_model.safetensors"} <= names
-    assert (tmp_path / "a" / "adapter_model.safetensors").stat().st_size < 200_000  # not the 3M-param base

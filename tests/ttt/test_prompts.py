@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from augment.gridtext import grid_to_text
 from augment.loo import build_samples

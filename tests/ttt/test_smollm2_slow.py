@@ -11,7 +11,7 @@ from augment.loo import build_samples
 from augment.sets import get_set
 from augment.tasks import load_dataset, select
 from ttt.config import LoraConfig, ModelConfig, TrainConfig
-from ttt.lora import wrap_lora
+from ttt.lora import reset_adapter, wrap_lora
 from ttt.models import SOURCE_FILE, load_model, resolve_model
 from ttt.nll import target_nll
 from ttt.prompts import grid_scoring_item
@@ -43,6 +43,7 @@ def test_a_few_ttt_steps_lower_the_nll_of_the_held_out_answer(smol_dir):
     model = wrap_lora(model, LoraConfig(r=16, alpha=32))
     samples, _ = build_samples(task, get_set("geometric"), 8, np.random.default_rng(0))
     item = grid_scoring_item(tok, task.train, task.test_inputs[0], task.test_outputs[0])
+    reset_adapter(model, 0)
     before = target_nll(model, tok, [item])[0]
     result = adapt(model, tok, samples, TrainConfig(steps=8, lr=1e-3, warmup_steps=1, batch_tokens=512))
     after = target_nll(model, tok, [item])[0]

@@ -11,10 +11,16 @@ import torch
 from augment.loo import build_samples
 from augment.sets import get_set
 from ttt.config import LoraConfig, TrainConfig
-from ttt.lora import lora_parameters, wrap_lora
+from ttt.lora import lora_parameters, reset_adapter, wrap_lora
 from ttt.nll import collate
 from ttt.prompts import encode_samples
 from ttt.train import adapt, lr_factor, micro_batches, train_step
+
+
+def fresh_adapt(model, tokenizer, samples, cfg, **kwargs):
+    """What the pipeline does per task: reset the adapter (to cfg.seed), then train it."""
+    reset_adapter(model, cfg.seed)
+    return adapt(model, tokenizer, samples, cfg, **kwargs)
 
 
 def samples_of(task, n=8, seed=0):
@@ -32,7 +38,7 @@ def model(tiny):
 
 def test_loss_falls_on_a_fixed_task(model, tokenizer, flip_task):
     cfg = TrainConfig(steps=16, lr=1e-2, warmup_steps=1, batch_tokens=4096)
-    result = adapt(model, tokenizer, samples_of(flip_task), cfg)
+    result = fresh_adapt(model, tokenizer, samples_of(flip_task), cfg)
     assert result.steps == 16 and result.stopped_by == "steps" and len(result.losses) == 16
     assert np.mean(result.losses[-4:]) < 0.6 * np.mean(result.losses[:4])
     assert result.tokens_per_s > 0 and result.samples == {"given": 8, "kept": 8, "shortened": 0, "dropped": 0}
@@ -41,32 +47,32 @@ def test_loss_falls_on_a_fixed_task(model, tokenizer, flip_task):
 def test_two_tasks_in_a_row_do_not_contaminate(make_tiny, tokenizer, flip_task, color_task):
     cfg = TrainConfig(steps=4, lr=1e-2, batch_tokens=600, seed=5)
     shared = wrap_lora(make_tiny(0), LoraConfig(r=8))
-    adapt(shared, tokenizer, samples_of(flip_task), cfg)
-    b_after_a = adapt(shared, tokenizer, samples_of(color_task), cfg)
+    fresh_adapt(shared, tokenizer, samples_of(flip_task), cfg)
+    b_after_a = fresh_adapt(shared, tokenizer, samples_of(color_task), cfg)
     alone = wrap_lora(make_tiny(0), LoraConfig(r=8))
-    b_alone = adapt(alone, tokenizer, samples_of(color_task), cfg)
+    b_alone = fresh_adapt(alone, tokenizer, samples_of(color_task), cfg)
     assert b_after_a.losses == b_alone.losses  # exact, not approximate
     assert all(torch.equal(x, y) for x, y in zip(lora_weights(shared), lora_weights(alone)))
 
 
 def test_seed_changes_the_run(model, tokenizer, flip_task):
-    a = adapt(model, tokenizer, samples_of(flip_task), TrainConfig(steps=3, lr=1e-2, seed=0, batch_tokens=300))
-    b = adapt(model, tokenizer, samples_of(flip_task), TrainConfig(steps=3, lr=1e-2, seed=1, batch_tokens=300))
+    a = fresh_adapt(model, tokenizer, samples_of(flip_task), TrainConfig(steps=3, lr=1e-2, seed=0, batch_tokens=300))
+    b = fresh_adapt(model, tokenizer, samples_of(flip_task), TrainConfig(steps=3, lr=1e-2, seed=1, batch_tokens=300))
     assert a.losses != b.losses
 
 
 def test_deadline_stops_training(model, tokenizer, flip_task):
     samples = samples_of(flip_task)
-    past = adapt(model, tokenizer, samples, TrainConfig(steps=50), deadline=time.monotonic() - 1)
+    past = fresh_adapt(model, tokenizer, samples, TrainConfig(steps=50), deadline=time.monotonic() - 1)
     assert (past.steps, past.stopped_by, past.losses) == (0, "deadline", [])
     t0 = time.monotonic()
-    budget = adapt(model, tokenizer, samples, TrainConfig(steps=100_000, time_budget_s=0.5))
+    budget = fresh_adapt(model, tokenizer, samples, TrainConfig(steps=100_000, time_budget_s=0.5))
     assert budget.stopped_by == "deadline" and 0 < budget.steps < 100_000
     assert time.monotonic() - t0 < 3.0
 
 
 def test_no_samples_fit(model, tokenizer, flip_task):
-    result = adapt(model, tokenizer, samples_of(flip_task, 4), TrainConfig(steps=5, max_seq_len=16))
+    result = fresh_adapt(model, tokenizer, samples_of(flip_task, 4), TrainConfig(steps=5, max_seq_len=16))
     assert (result.steps, result.stopped_by) == (0, "no_samples")
     assert result.samples["dropped"] == result.samples["given"]
 
@@ -89,7 +95,7 @@ def test_gradient_checkpointing_gives_the_same_losses(make_tiny, tokenizer, flip
     runs = []
     for ckpt in (False, True):
         model = wrap_lora(make_tiny(0), LoraConfig(r=8))
-        runs.append(adapt(model, tokenizer, samples_of(flip_task), TrainConfig(steps=3, gradient_checkpointing=ckpt)))
+        runs.append(fresh_adapt(model, tokenizer, samples_of(flip_task), TrainConfig(steps=3, gradient_checkpointing=ckpt)))
         assert not model.get_base_model().is_activation_checkpointing  # switched off again after adapt
     assert runs[0].losses == pytest.approx(runs[1].losses, rel=1e-4)
 

@@ -1,6 +1,6 @@
 """ZeRO-3 on 2 CPU ranks (gloo, real DeepSpeed): the pieces that keep partitioned ranks in step.
 
-The pipeline-level runs are in tests/solve/test_placement.py; here tests/ttt/zero3_ranks.py drives
+The pipeline-level runs are in tests/solve/placement/test_placement.py; here tests/ttt/zero3_ranks.py drives
 scoring, generation and the adapter reset directly and this test checks what rank 0 reported.
 """
 

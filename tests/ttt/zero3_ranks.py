@@ -19,14 +19,14 @@ def main(model_dir: str, out: str) -> None:
     from augment.loo import build_samples
     from augment.sets import get_set
     from augment.tasks import load_dataset, select
-    from solve.ds_run import init_ranks
-    from solve.generate import generate
+    from solve.placement.ds_rank import init_ranks
     from ttt.config import LoraConfig, ModelConfig, TrainConfig
     from ttt.ds import DeepSpeedRunner, partition_at_load
     from ttt.lora import gathered_for_update, lora_parameters, reset_adapter, wrap_lora
     from ttt.models import load_model
     from ttt.nll import target_nll
     from ttt.prompts import grid_scoring_item
+    from ttt.sample import generate
     from ttt.train import adapt
 
     rank, world, _, _ = init_ranks(60)
@@ -38,6 +38,7 @@ def main(model_dir: str, out: str) -> None:
 
     task = select(load_dataset("arc-agi-1/evaluation").tasks, ["00576224"])[0]
     samples, _ = build_samples(task, get_set("geometric"), 4, np.random.default_rng(0))
+    reset_adapter(model, 0)
     trained = adapt(model, tokenizer, samples, TrainConfig(steps=2, lr=1e-2, warmup_steps=0, batch_tokens=2048, gradient_checkpointing=True), runner=runner)
 
     # 5 scoring items on 2 ranks, one per batch: rank 0 scores 3, rank 1 scores 2 plus a dummy forward.

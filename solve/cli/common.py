@@ -1,0 +1,73 @@
+"""What every `arc-ttt` command shares: the console, the error exit, option types, config and task loading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+console = Console()
+
+DatasetOpt = Annotated[Optional[str], typer.Option("--dataset", help="built-in dataset, e.g. arc-agi-1/evaluation")]
+TasksOpt = Annotated[Optional[Path], typer.Option("--tasks", help="challenges JSON, a task JSON, or a directory of task JSONs")]
+SolutionsOpt = Annotated[Optional[Path], typer.Option("--solutions", help="solutions JSON for --tasks (Kaggle format)")]
+TaskIdsOpt = Annotated[Optional[str], typer.Option("--task-ids", help="comma-separated task ids")]
+LimitOpt = Annotated[Optional[int], typer.Option("--limit", help="at most this many tasks")]
+DemoTasksOpt = Annotated[int, typer.Option("--demo-tasks", help="pick the first N tasks (by id) whose grids are all <= 6x6 (CPU demo)")]
+ShardOpt = Annotated[Optional[str], typer.Option("--shard", help="i/n: only the i-th of n interleaved slices of the tasks (merge later)")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML config (values only)")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="config override, e.g. train.steps=16 (repeatable)")]
+
+
+def fail(message: str) -> typer.Exit:
+    """Print `message` as an error and return the exit (status 2) for the caller to raise."""
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(2)
+
+
+def load_config_or_fail(config: Path | None, overrides: list[str] | None):
+    from solve.pipeline.runconfig import ConfigError, load_config
+
+    try:
+        return load_config(config, overrides or [])
+    except ConfigError as e:
+        raise fail(str(e)) from None
+
+
+def load_one(dataset: str | None, tasks: Path | None, task_id: str):
+    """One task by id from a dataset or a tasks file."""
+    from augment.tasks import TaskError, load_tasks, select
+
+    try:
+        loaded = load_tasks(dataset, tasks)
+        return select(loaded.tasks, [task_id])[0]
+    except TaskError as e:
+        raise fail(str(e)) from None
+
+
+def parse_shard(shard: str) -> tuple[int, int]:
+    i, _, n = shard.partition("/")
+    if not (i.isdigit() and n.isdigit() and 0 <= int(i) < int(n)):
+        raise fail(f"--shard {shard!r} must be i/n with 0 <= i < n")
+    return int(i), int(n)
+
+
+def select_tasks(dataset, tasks, solutions, task_ids, limit, demo_tasks, shard):
+    """The tasks a command runs on, and the load result (its issues are printed here)."""
+    from augment.tasks import TaskError, choose_tasks, load_tasks
+
+    try:
+        loaded = load_tasks(dataset, tasks, solutions)
+    except TaskError as e:
+        raise fail(str(e)) from None
+    for issue in loaded.issues:
+        console.print(f"[yellow]skipped[/] {issue.source}: task {issue.task_id}: {issue.problem}", highlight=False)
+    try:
+        chosen = choose_tasks(loaded.tasks, task_ids, limit, demo_tasks, parse_shard(shard) if shard else None)
+    except TaskError as e:
+        raise fail(str(e)) from None
+    if not chosen:
+        raise fail("no tasks selected")
+    return chosen, loaded

@@ -1,0 +1,1 @@
+"""Ablations, sweeps, merges, benchmarks: planning points, running them, tables and plots."""

@@ -1,0 +1,187 @@
+"""`arc-ttt bench`: one table of this machine's throughput for every part of the pipeline.
+
+Rows: augmentation samples/s (augment.bench), sandbox program-runs/s with 1 worker and all cores
+(solve.sandbox.bench), LoRA training tokens/s of the embedded model (ttt.bench), generation tokens/s
+batched vs one prompt at a time (measured here, in the same process, back to back), and the seconds
+per stage of one full small task (the real pipeline with the demo's settings).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from typing import Any, Callable
+
+# The settings of configs/cpu-demo.yaml, kept here so an installed arc-ttt (no configs/ dir) has
+# them; --quick trims the budgets that dominate a task's time.
+DEMO_OVERRIDES = [
+    "run.task_timeout_s=240", "model.source=smollm2-135m", "augment.set=geometric+color", "augment.n_samples=16",
+    "train.steps=12", "train.lr=1.0e-3", "train.max_seq_len=1024", "train.batch_tokens=1024", "lora.r=16",
+    "lora.alpha=32", "solve.mode=hybrid", "solve.program_views=1", "solve.programs_per_view=4",
+    "solve.program_max_new_tokens=192", "solve.grid_views=2", "solve.score_views=2", "solve.batch_size=4",
+    "sandbox.timeout_s=1.0",
+]
+QUICK_OVERRIDES = ["train.steps=4", "solve.programs_per_view=2", "solve.program_max_new_tokens=64",
+                   "solve.grid_views=1", "solve.score_views=1"]
+GEN_PROMPTS, GEN_NEW_TOKENS = 8, 32
+
+
+def bench_generation(engine: Any, tasks: list[Any], new_tokens: int = GEN_NEW_TOKENS) -> dict[str, Any]:
+    """The same program prompts sampled batched (one call, batch = all) and one prompt per call."""
+    from ttt.prompts import program_prompt_ids
+    from ttt.sample import generate
+
+    tok = engine.tokenizer
+    prompts = [program_prompt_ids(tok, t.train, t.test_inputs) for t in tasks]
+    generate(engine.model, tok, prompts[:1], 1, 2, 0.8, 0.95, 1, 0)  # warm-up: first-call costs are not throughput
+
+    def timed(batch_size: int) -> dict[str, float]:
+        start = time.perf_counter()
+        if batch_size == 1:
+            texts = [generate(engine.model, tok, [p], 1, new_tokens, 0.8, 0.95, 1, 0)[0] for p in prompts]
+        else:
+            texts = generate(engine.model, tok, prompts, 1, new_tokens, 0.8, 0.95, batch_size, 0)
+        seconds = time.perf_counter() - start
+        # generate() returns text: count new tokens by re-encoding it (EOS and padding are not counted).
+        tokens = sum(len(tok.encode(t, add_special_tokens=False)) for ts in texts for t in ts)
+        return {"seconds": seconds, "new_tokens": tokens, "tokens_per_s": tokens / seconds}
+
+    batched = timed(len(prompts))
+    single = timed(1)
+    return {
+        "prompts": len(prompts), "max_new_tokens": new_tokens,
+        "prompt_tokens_mean": sum(map(len, prompts)) / len(prompts),
+        "batched": batched, "one_at_a_time": single, "speedup": single["seconds"] / batched["seconds"],
+    }
+
+
+def bench_scoring(engine: Any, task: Any, n_candidates: int = 8, n_views: int = 4) -> dict[str, Any]:
+    """Product-of-experts scoring of `n_candidates` grids under `n_views` views: every (candidate, view)
+    as a whole row, vs each view's prompt run once with every candidate scored against its KV cache."""
+    import numpy as np
+
+    from solve.pipeline.runconfig import RunConfig
+    from solve.pipeline.stages import task_views
+    from ttt.nll import target_nll
+    from ttt.prompts import grid_scoring_item
+
+    rng = np.random.default_rng(0)
+    truth = task.test_outputs[0] if task.test_outputs else task.train[0].output
+    candidates = [truth] + [np.where(rng.random(truth.shape) < 0.2, rng.integers(0, 10, truth.shape), truth).astype(np.uint8)
+                            for _ in range(n_candidates - 1)]
+    views = task_views(task, RunConfig(), n_views)  # the default augmentation set and seed
+    items = []
+    for v in views:
+        vt = v.apply_task(task)
+        items += [grid_scoring_item(engine.tokenizer, vt.train, vt.test_inputs[0], v.apply_grid(c)) for c in candidates]
+    target_nll(engine.model, engine.tokenizer, items[:1])  # warm-up
+
+    def timed(share: bool) -> tuple[float, list[float]]:
+        start = time.perf_counter()
+        values = target_nll(engine.model, engine.tokenizer, items, reduction="sum", share_prompts=share)
+        return time.perf_counter() - start, values
+
+    whole_s, whole = timed(False)
+    shared_s, shared = timed(True)
+    return {
+        "task_id": task.id, "candidates": len(candidates), "views": len(views), "items": len(items),
+        "prompt_tokens_mean": sum(len(p) for p, _ in items) / len(items),
+        "answer_tokens_mean": sum(len(a) for _, a in items) / len(items),
+        "whole_rows_s": whole_s, "shared_prompt_s": shared_s, "speedup": whole_s / shared_s,
+        "max_abs_diff": max(abs(a - b) for a, b in zip(whole, shared)),
+    }
+
+
+def bench_task(engine: Any, cfg: Any, task: Any) -> dict[str, Any]:
+    """The record of one full pipeline run on `task`: per-stage seconds and counts."""
+    from solve.pipeline.stages import solve_task
+    from solve.sandbox.pool import Sandbox
+
+    with Sandbox(cfg.sandbox) as sandbox:
+        rec = solve_task(task, cfg, engine, sandbox)
+    return {
+        "task_id": task.id, "status": rec["status"], "seconds": rec["seconds"], "score": rec["score"],
+        "stages": {k: v["seconds"] for k, v in rec["stages"].items()},
+        "ttt_steps": rec["stages"].get("ttt", {}).get("steps"),
+        "error": rec["error"]["message"] if rec.get("error") else None,
+    }
+
+
+def run_all(quick: bool = False, log: Callable[[str], None] = lambda msg: None) -> dict[str, Any]:
+    import torch
+
+    from augment.bench import run_benchmark as augment_bench
+    from augment.tasks import load_dataset, small_tasks
+    from solve.pipeline.runconfig import load_config
+    from solve.pipeline.stages import Engine
+    from solve.sandbox.bench import run_benchmark as sandbox_bench
+    from ttt.bench import run_benchmark as ttt_bench
+
+    out: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+                    "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                    "platform": platform.platform(), "loadavg_start": os.getloadavg()[0]},
+        "quick": quick,
+    }
+    log("augment ...")
+    out["augment"] = augment_bench("arc-agi-1/evaluation", "geometric+color", 32, 50 if quick else None)
+    log("sandbox ...")
+    out["sandbox"] = sandbox_bench(10 if quick else 40, "arc-agi-1/training")
+    log("ttt ...")
+    out["ttt"] = ttt_bench("smollm2-135m", (512,) if quick else (512, 1024), steps=1 if quick else 3, warmup=1)
+    cfg = load_config(None, DEMO_OVERRIDES + (QUICK_OVERRIDES if quick else []))
+    engine = Engine.load(cfg)
+    tasks = small_tasks(load_dataset("arc-agi-1/evaluation").tasks, GEN_PROMPTS)
+    log("generation ...")
+    out["generate"] = bench_generation(engine, tasks)
+    log("scoring ...")
+    out["scoring"] = bench_scoring(engine, tasks[0])
+    log("one task ...")
+    out["task"] = bench_task(engine, cfg, tasks[0]) | {"overrides": DEMO_OVERRIDES + (QUICK_OVERRIDES if quick else [])}
+    # Other processes on the same cores distort every row (OpenMP threads thrash): say how busy it was.
+    out["machine"]["loadavg_end"] = os.getloadavg()[0]
+    return out
+
+
+def format_table(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    rows: list[tuple[str, str, str, str]] = []
+    a = r["augment"]
+    rows.append(("augment", f"{a['sets']['geometric+color']['set']}, n={a['n_samples']}, {a['tasks']} tasks",
+                 f"{a['samples_per_s']:,.0f}", "samples/s"))
+    s = r["sandbox"]
+    for n, w in s["by_workers"].items():
+        label = f"{n} worker{'s' if int(n) > 1 else ''}" + (" (all cores)" if int(n) == s["cores"] and int(n) > 1 else "")
+        rows.append(("sandbox", f"{label}, {s['programs']} programs", f"{w['program_runs_per_s']:,.0f}", "program-runs/s"))
+    rows.append(("sandbox", "overhead, trivial program, 1 worker", f"{s['overhead_ms_per_program']:.1f}", "ms/program"))
+    t = r["ttt"]
+    for row in t["results"]:
+        rows.append(("ttt", f"{t['model']} LoRA train step, seq {row['seq_len']}, batch {row['batch_size']}",
+                     f"{row['tokens_per_s']:,.0f}", f"tokens/s ({row['s_per_step']:.2f} s/step)"))
+    g = r["generate"]
+    what = f"{g['prompts']} prompts (~{g['prompt_tokens_mean']:.0f} tok) x {g['max_new_tokens']} new"
+    rows.append(("generate", f"batched (batch {g['prompts']}), {what}", f"{g['batched']['tokens_per_s']:,.1f}",
+                 f"new tokens/s ({g['batched']['seconds']:.1f} s)"))
+    rows.append(("generate", f"one prompt at a time, {what}", f"{g['one_at_a_time']['tokens_per_s']:,.1f}",
+                 f"new tokens/s ({g['one_at_a_time']['seconds']:.1f} s)"))
+    rows.append(("generate", "batched speedup", f"{g['speedup']:.2f}", "x"))
+    sc = r.get("scoring")
+    if sc:
+        what = f"{sc['candidates']} candidates x {sc['views']} views (~{sc['prompt_tokens_mean']:.0f}+{sc['answer_tokens_mean']:.0f} tok)"
+        rows.append(("score", f"whole rows, {what}", f"{sc['whole_rows_s']:.2f}", "s"))
+        rows.append(("score", f"shared prompt KV cache, {what}", f"{sc['shared_prompt_s']:.2f}", "s"))
+        rows.append(("score", f"shared prompt speedup (max |diff| {sc['max_abs_diff']:.1e} nats)", f"{sc['speedup']:.2f}", "x"))
+    k = r["task"]
+    for stage, sec in k["stages"].items():
+        extra = f", {k['ttt_steps']} steps" if stage == "ttt" else ""
+        rows.append(("task", f"{k['task_id']}: {stage}{extra}", f"{sec:.2f}", "s"))
+    why = f": {k['error'][:60]}" if k.get("error") else ""
+    rows.append(("task", f"{k['task_id']}: total ({k['status']}{why})", f"{k['seconds']:.2f}", "s"))
+    head = ("part", "setting", "value", "unit")
+    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(4)]
+    line = lambda x: "  ".join(c.rjust(w) if i == 2 else c.ljust(w) for i, (c, w) in enumerate(zip(x, widths)))  # noqa: E731
+    title = (f"arc-ttt bench{' --quick' if r['quick'] else ''}: {m['cpus']} CPUs, torch {m['torch']} "
+             f"({m['torch_threads']} threads), {m['cuda'] or 'no GPU'}; load average {m['loadavg_start']:.1f} at start, "
+             f"{m['loadavg_end']:.1f} at end")
+    return "\n".join([title, line(head), "  ".join("-" * w for w in widths), *map(line, rows)])

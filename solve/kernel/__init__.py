@@ -1,0 +1,1 @@
+"""The offline Kaggle kernel: bundle, model export, notebook, placeholder detection, rehearsal, timeline."""

@@ -1,0 +1,164 @@
+"""The one run config: a typed schema composed of each package's section, loaded from YAML values
+plus dotted `--set a.b=value` overrides, with every problem reported at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from augment.config import AugmentConfig
+from solve.pipeline.modes import mode_help
+from solve.sandbox.config import SandboxConfig
+from ttt.config import LoraConfig, ModelConfig, TrainConfig
+
+
+class SolveConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["code", "grid", "hybrid"] = Field(
+        "hybrid", description=mode_help()
+    )
+    program_views: int = Field(2, ge=0, description="augmented views of the task the model writes programs for (identity first)")
+    programs_per_view: int = Field(4, ge=0, description="programs sampled per view, in one batched generate")
+    program_max_new_tokens: int = Field(384, ge=16, description="token cap for one generated program")
+    temperature: float = Field(0.8, ge=0.0, description="sampling temperature for programs (0 = greedy)")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="nucleus sampling for programs")
+    grid_views: int = Field(4, ge=0, description="augmented views under which the model predicts test grids directly")
+    grid_samples_per_view: int = Field(1, ge=1, description="grid predictions per view (1 = greedy only)")
+    grid_temperature: float = Field(0.7, ge=0.0, description="temperature for grid samples beyond the first (greedy) one")
+    score_views: int = Field(4, ge=1, description="augmented views used to score each grid candidate (product of experts)")
+    batch_size: int = Field(8, ge=1, description="sequences per generate/score batch")
+
+
+class PlacementConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["single", "per_gpu", "deepspeed"] = Field(
+        "single", description="single: one process; per_gpu: one worker per device pulling tasks; deepspeed: ZeRO across ranks"
+    )
+    workers: int = Field(0, ge=0, description="per_gpu workers (0 = one per visible GPU, or 1 on CPU)")
+    zero_stage: Literal[2, 3] = Field(2, description="DeepSpeed ZeRO stage for placement.mode=deepspeed: 2 shards optimizer state; 3 also the weights (models that do not fit one card; see ttt/ds.py)")
+    ranks: int = Field(
+        0, ge=0, description="deepspeed ranks that `arc-ttt run` launches when it is not already a rank (0 = one per visible GPU, 1 on CPU)"
+    )
+    recycle_every: int = Field(0, ge=0, description="restart a per_gpu worker after this many tasks (0 = never)")
+    collective_timeout_s: float = Field(
+        600.0, gt=0, description="deepspeed: seconds a rank waits in a collective before the task fails instead of hanging"
+    )
+
+
+class RunSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = Field(0, description="seed for augmentation, adapter init, training order and sampling")
+    task_timeout_s: float | None = Field(None, gt=0, description="wall-clock cap per task (all stages); None = no cap")
+    ttt_time_fraction: float = Field(
+        0.5, gt=0, le=1, description="share of a task's remaining time that training may use when the task has a deadline"
+    )
+    eval_loo_nll: bool = Field(
+        False, description="also adapt once per held-out train pair and record its NLL (costly; for ablations)"
+    )
+    eval_nll: bool = Field(True, description="when test outputs are known, record their NLL before and after adaptation")
+
+
+class RunConfig(BaseModel):
+    """Everything a run needs; `arc-ttt run --config X.yaml --set section.key=value`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run: RunSection = Field(default_factory=RunSection, description="seeds and per-task limits")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="which base model and how to load it")
+    lora: LoraConfig = Field(default_factory=LoraConfig, description="the per-task LoRA adapter")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig, description="training samples per task")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="test-time training of the adapter")
+    solve: SolveConfig = Field(default_factory=SolveConfig, description="sampling programs and grids, choosing attempts")
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig, description="running generated programs")
+    placement: PlacementConfig = Field(default_factory=PlacementConfig, description="processes and devices")
+
+
+class ConfigError(ValueError):
+    """Every problem with a config, one per line, each naming the dotted key."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.problems = problems
+        super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'train.steps=16' -> (['train', 'steps'], 16); the value is read as YAML (so 1e-4, true, [a, b] work)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"override {text!r} is not of the form section.key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        raise ValueError(f"override {text!r}: value is not valid YAML ({e})") from None
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> list[str]:
+    """Set dotted keys in `data` in place; return the problems found (all of them)."""
+    problems = []
+    for text in overrides:
+        try:
+            path, value = parse_override(text)
+        except ValueError as e:
+            problems.append(str(e))
+            continue
+        node = data
+        for i, part in enumerate(path[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                problems.append(f"{'.'.join(path[: i + 1])}: is a value, cannot set {'.'.join(path)}")
+                break
+            node = child
+        else:
+            node[path[-1]] = value
+    return problems
+
+
+def _format(err: ValidationError) -> list[str]:
+    out = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        got = "" if e["type"] == "missing" else f" (got {e['input']!r})"
+        out.append(f"{key}: {e['msg']}{got}")
+    return out
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(source, _format(e)) from None
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    """Defaults, then the YAML file's values, then overrides; raises ConfigError listing every problem."""
+    source = str(path) if path else "defaults"
+    data: Any = {}
+    if path:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(source, ["file not found"]) from None
+        except yaml.YAMLError as e:
+            raise ConfigError(source, [f"invalid YAML: {e}"]) from None
+        if not isinstance(data, dict):
+            raise ConfigError(source, [f"top level must be a mapping of sections, got {type(data).__name__}"])
+    problems = apply_overrides(data, list(overrides or []))
+    try:
+        cfg = RunConfig.model_validate(data)
+    except ValidationError as e:
+        problems += _format(e)
+    if problems:
+        raise ConfigError(source, problems)
+    return cfg
+
+
+def dump_config(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,115 @@
+"""Verify candidate programs on a task: run each on its view's train and test inputs, score, map back.
+
+A candidate was written for one view of the task (an `Augmentation`; identity for the plain task). It
+runs on that view's grids; train accuracy is measured in the view (augmentations are bijections, so it
+equals accuracy on the original), and test outputs are mapped back with `aug.invert_grid`.
+Duplicates (same view, same normalized source) run once; `copies` counts them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from augment.tasks import Task
+from augment.transforms import Augmentation
+from solve.sandbox.pool import Grid, RunRecord, Sandbox
+from solve.sandbox.programs import normalize_source
+
+
+@dataclass(frozen=True)
+class Candidate:
+    program_id: str
+    source: str
+    view: Augmentation = field(default_factory=Augmentation)
+
+
+@dataclass
+class ProgramResult:
+    program_id: str
+    view_name: str
+    source: str
+    train_correct: int
+    train_total: int
+    test_outputs: list[np.ndarray | None]  # in the original task's frame; None where the run failed
+    errors: dict[str, int]  # error class -> number of grids (train + test) that failed with it
+    seconds: float
+    program_error: str | None = None  # syntax, no_transform, timeout, ... (None when every grid ran)
+    copies: int = 1  # how many submitted candidates were this same program in this same view
+    duplicate_ids: tuple[str, ...] = ()
+
+    @property
+    def train_accuracy(self) -> float:
+        return self.train_correct / self.train_total if self.train_total else 0.0
+
+    @property
+    def verified(self) -> bool:
+        return self.train_total > 0 and self.train_correct == self.train_total
+
+
+def dedupe(candidates: Sequence[Candidate]) -> list[tuple[Candidate, list[str]]]:
+    """First candidate of each (view, normalized source) group, with the ids of the later copies."""
+    groups: dict[tuple[Augmentation, str], tuple[Candidate, list[str]]] = {}
+    for c in candidates:
+        key = (c.view, normalize_source(c.source))
+        if key in groups:
+            groups[key][1].append(c.program_id)
+        else:
+            groups[key] = (c, [])
+    return list(groups.values())
+
+
+def verify(task: Task, candidates: Sequence[Candidate], sandbox: Sandbox) -> list[ProgramResult]:
+    """One ProgramResult per distinct candidate, in first-seen order."""
+    unique = dedupe(candidates)
+    views: dict[Augmentation, Task] = {}
+    jobs = []
+    for cand, _ in unique:
+        view = views.get(cand.view) or views.setdefault(cand.view, cand.view.apply_task(task))
+        grids = [p.input for p in view.train] + list(view.test_inputs)
+        jobs.append((cand.program_id, cand.source, grids))
+    records = sandbox.run_many(jobs)
+    return [_result(cand, dups, views[cand.view], rec) for (cand, dups), rec in zip(unique, records)]
+
+
+def _result(cand: Candidate, dups: list[str], view: Task, rec: RunRecord) -> ProgramResult:
+    n_train = len(view.train)
+    train_correct = sum(
+        _same(r.output, pair.output) for r, pair in zip(rec.results[:n_train], view.train)
+    )
+    tests = [None if r.output is None else cand.view.invert_grid(_array(r.output)) for r in rec.results[n_train:]]
+    errors = Counter(r.error for r in rec.results if r.error is not None)
+    return ProgramResult(
+        cand.program_id, cand.view.name, cand.source, train_correct, n_train, tests, dict(errors),
+        rec.seconds, rec.error, 1 + len(dups), tuple(dups),
+    )
+
+
+def _array(grid: Grid) -> np.ndarray:
+    return np.array(grid, dtype=np.uint8)
+
+
+def _same(output: Grid | None, expected: np.ndarray) -> bool:
+    # `output` is a tuple of tuples of ints built by the sandbox from bytes, never a program's object.
+    return output is not None and np.array_equal(_array(output), expected)
+
+
+def pair_outcomes(task: Task, rec: RunRecord) -> list[dict[str, str]]:
+    """Per grid of `task` (train pairs, then test inputs): 'correct', 'wrong', an error class, or
+    'ran' for a test input whose output is unknown. For people debugging their programs."""
+    n_train = len(task.train)
+    expected = [p.output for p in task.train] + list(task.test_outputs or [None] * len(task.test_inputs))
+    names = [f"train[{i}]" for i in range(n_train)] + [f"test[{i}]" for i in range(len(task.test_inputs))]
+    rows = []
+    for name, r, want in zip(names, rec.results, expected):
+        if r.error is not None:
+            outcome = r.error
+        elif want is None:
+            outcome = "ran"
+        else:
+            outcome = "correct" if _same(r.output, want) else "wrong"
+        rows.append({"grid": name, "outcome": outcome})
+    return rows

@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from augment.tasks import Pair, Task
+from augment.transforms import Augmentation
+from solve.sandbox.config import SandboxConfig
+from solve.sandbox.pool import Sandbox
+from solve.sandbox.verify import Candidate, verify
+
+rng = np.random.default_rng(0)
+INPUTS = [rng.integers(0, 10, (3, 4)).astype(np.uint8) for _ in range(4)]
+TASK = Task(  # answer: mirror left-right
+    "mirror", tuple(Pair(g, g[:, ::-1].copy()) for g in INPUTS[:3]), (INPUTS[3],), (INPUTS[3][:, ::-1].copy(),)
+)
+FLIP_LR = "def transform(g):\n    return [r[::-1] for r in g]\n"
+FLIP_UD = "def transform(g):\n    return g[::-1]\n"
+ROT90 = Augmentation(dihedral=1, colors=(0, 2, 1, 4, 3, 6, 5, 8, 7, 9))
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with Sandbox(SandboxConfig(workers=2, timeout_s=1.0)) as sb:
+        yield sb
+
+
+def test_verified_in_plain_and_augmented_views(sandbox):
+    # In the rot90 view, mirroring left-right of the original is mirroring up-down.
+    results = verify(TASK, [Candidate("plain", FLIP_LR), Candidate("view", FLIP_UD, ROT90)], sandbox)
+    for r in results:
+        assert (r.train_correct, r.train_total, r.program_error, r.errors) == (3, 3, None, {})
+        assert r.test_outputs[0].dtype == np.uint8
+        np.testing.assert_array_equal(r.test_outputs[0], TASK.test_outputs[0])
+    assert [r.view_name for r in results] == ["identity", ROT90.name]
+
+
+def test_wrong_view_program_fails(sandbox):
+    (r,) = verify(TASK, [Candidate("view", FLIP_LR, ROT90)], sandbox)
+    assert r.train_correct == 0 and not r.verified
+
+
+def test_partial_and_errors(sandbox):
+    # Right on train pair 0 only (it recognizes that input), failing elsewhere.
+    first = TASK.train[0].input.tolist()
+    src = f"def transform(g):\n    if g == {first}:\n        return [r[::-1] for r in g]\n    raise ValueError\n"
+    (r,) = verify(TASK, [Candidate("p", src)], sandbox)
+    assert (r.train_correct, r.train_total) == (1, 3)
+    assert r.errors == {"exception:ValueError": 3} and r.test_outputs == [None]
+    assert r.train_accuracy == pytest.approx(1 / 3)
+
+
+def test_dedupe_by_view_and_normalized_source(sandbox):
+    cands = [
+        Candidate("a", FLIP_LR),
+        Candidate("b", FLIP_LR.replace("\n", "  # same\n", 1)),
+        Candidate("c", FLIP_LR, ROT90),
+        Candidate("d", "x = (\n"),
+    ]
+    results = verify(TASK, cands, sandbox)
+    assert [(r.program_id, r.copies, r.duplicate_ids) for r in results] == [
+        ("a", 2, ("b",)), ("c", 1, ()), ("d", 1, ())]
+    assert results[2].program_error == "syntax" and results[2].errors == {"syntax": 4}
