@@ -1,0 +1,252 @@
+"""A corpus of synthetic tasks with their programs, written in Kaggle format; deterministic and shardable.
+
+Slots 0..n-1 each yield at most one task, `synth-s{seed}-{index:07d}`. Everything about slot i comes
+from a numpy Generator seeded with (seed, i): where its inputs come from, the inputs, and the
+programs tried on them until one is accepted (or MAX_ATTEMPTS fail: the slot stays empty).
+
+Inputs come from a *family*: one clean ARC-AGI-1 training task (its grids), or a generated input set
+of slot i alone. A behaviour duplicate is a program with the same outputs on the same inputs as one
+accepted earlier in the same family; identical inputs only occur within a family, so this is the
+same as comparing with every earlier accepted task. Shards own whole families (ARC task index, or
+slot index for generated inputs, modulo the shard count) and visit their slots in index order, so
+each shard sees exactly the history the unsharded run sees for its families: the shards' outputs
+partition the unsharded output exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from augment.contamination import clean_training, evaluation_grid_keys, grid_key
+from augment.tasks import Task
+from solve.synth.check import REASONS, judge
+from solve.synth.inputs import arc_inputs, arc_pool, generated_inputs
+from solve.synth.program import random_program
+
+SOURCE_DATASET = "arc-agi-1/training"  # never an evaluation set: clean_training refuses those
+ARC_SHARE = 0.5  # fraction of slots whose inputs come from ARC training grids
+MAX_ATTEMPTS = 60  # programs tried per slot before it is left empty
+MIN_INPUTS = 4  # 3 train + 1 test
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What every slot draws from: clean ARC training tasks, their grid pools, and the evaluation grid keys."""
+
+    arc_tasks: tuple[Task, ...]
+    pools: tuple[tuple[np.ndarray, ...], ...]
+    eval_keys: frozenset[bytes]
+    clean_report: dict
+
+
+def load_sources() -> Sources:
+    """Clean ARC-AGI-1 training tasks (sharing no grid with any evaluation set) and the evaluation keys."""
+    tasks, report = clean_training(SOURCE_DATASET)
+    usable = [(t, tuple(pool)) for t in tasks if len(pool := arc_pool(t)) >= MIN_INPUTS]
+    return Sources(tuple(t for t, _ in usable), tuple(p for _, p in usable), evaluation_grid_keys(), report)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """One accepted task with its program."""
+
+    index: int
+    train: tuple[tuple[np.ndarray, np.ndarray], ...]
+    test: tuple[tuple[np.ndarray, np.ndarray], ...]
+    source: str
+    depth: int
+    primitives: tuple[str, ...]
+    origin: str  # "arc:<task id>" or "generated:<style>"
+
+
+def route(seed: int, index: int, n_arc: int) -> tuple[np.random.Generator, tuple[str, int]]:
+    """The slot's generator and its family: ('arc', ARC task number) or ('gen', slot index)."""
+    rng = np.random.default_rng([seed, index])
+    if n_arc and rng.random() < ARC_SHARE:
+        return rng, ("arc", int(rng.integers(n_arc)))
+    return rng, ("gen", index)
+
+
+def owner(family: tuple[str, int], n_shards: int) -> int:
+    """The shard that generates every slot of a family."""
+    return family[1] % n_shards
+
+
+def _palette(inputs: list[np.ndarray]) -> tuple[int, ...]:
+    """Colors to draw constants from: those in at least half the inputs, most widespread first."""
+    seen = Counter(c for g in inputs for c in np.flatnonzero(np.bincount(g.ravel(), minlength=10)).tolist())
+    common = [c for c, k in sorted(seen.items(), key=lambda kv: (-kv[1], kv[0])) if 2 * k >= len(inputs)]
+    return tuple(common or sorted(seen))
+
+
+def make_slot(
+    index: int,
+    rng: np.random.Generator,
+    family: tuple[str, int],
+    sources: Sources,
+    seen: set[bytes],
+    rejects: Counter,
+) -> Accepted | None:
+    """Draw the slot's inputs, then programs until one is accepted; count every reject by reason."""
+    n_train, n_test = 3 + int(rng.integers(3)), 1 + int(rng.random() < 0.3)
+    if family[0] == "arc":
+        inputs = arc_inputs(rng, list(sources.pools[family[1]]), n_train + n_test)
+        origin = f"arc:{sources.arc_tasks[family[1]].id}"
+    else:
+        style, inputs = generated_inputs(rng, n_train + n_test, sources.eval_keys)
+        origin = f"generated:{style}"
+    if len(inputs) < n_train + n_test:  # a small pool: keep one test input, as many train as there are
+        n_test = 1
+        n_train = len(inputs) - 1
+    if n_train < MIN_INPUTS - 1:
+        return None
+    palette = _palette(inputs)
+    for _ in range(MAX_ATTEMPTS):
+        program = random_program(rng, palette)
+        verdict = judge(program, inputs, n_train, sources.eval_keys, seen)
+        if verdict.reason is not None:
+            rejects[verdict.reason] += 1
+            continue
+        seen.add(verdict.key)
+        pairs = tuple(zip(inputs, verdict.outputs))
+        return Accepted(
+            index, pairs[:n_train], pairs[n_train:], program.source(), program.depth, tuple(program.primitives), origin
+        )
+    return None
+
+
+def task_id(seed: int, index: int) -> str:
+    return f"synth-s{seed}-{index:07d}"
+
+
+def _write(out_dir: Path, seed: int, tasks: list[Accepted]) -> None:
+    challenges, solutions = {}, {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "programs.jsonl", "w", encoding="utf-8") as programs:
+        for t in tasks:
+            tid = task_id(seed, t.index)
+            challenges[tid] = {
+                "train": [{"input": i.tolist(), "output": o.tolist()} for i, o in t.train],
+                "test": [{"input": i.tolist()} for i, _ in t.test],
+            }
+            solutions[tid] = [o.tolist() for _, o in t.test]
+            record = {"task_id": tid, "source": t.source, "depth": t.depth, "primitives": list(t.primitives), "origin": t.origin}
+            programs.write(json.dumps(record) + "\n")
+    (out_dir / "challenges.json").write_text(json.dumps(challenges, separators=(",", ":")), encoding="utf-8")
+    (out_dir / "solutions.json").write_text(json.dumps(solutions, separators=(",", ":")), encoding="utf-8")
+
+
+def generate_corpus(
+    n: int, seed: int, out_dir: str | Path, shard: tuple[int, int] = (0, 1), progress: bool = True, sources: Sources | None = None
+) -> dict[str, Any]:
+    """Generate the tasks of slots 0..n-1 that belong to `shard` (i, of n shards) into out_dir:
+    challenges.json and solutions.json (Kaggle format) and programs.jsonl. Returns a report:
+    accepted, attempted, rejects by reason, seconds, tasks/s, and the contamination check."""
+    i_shard, n_shards = shard
+    if not (n_shards >= 1 and 0 <= i_shard < n_shards):
+        raise ValueError(f"shard {i_shard}/{n_shards}: need 0 <= i < n")
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    start = time.perf_counter()
+    sources = sources or load_sources()
+    loaded = time.perf_counter()
+    rejects: Counter = Counter()
+    seen: dict[tuple[str, int], set[bytes]] = {}
+    accepted: list[Accepted] = []
+    empty_slots = 0
+    owned = 0
+
+    def work(advance) -> None:
+        nonlocal empty_slots, owned
+        for index in range(n):
+            rng, family = route(seed, index, len(sources.arc_tasks))
+            if owner(family, n_shards) != i_shard:
+                advance()
+                continue
+            owned += 1
+            task = make_slot(index, rng, family, sources, seen.setdefault(family, set()), rejects)
+            if task is None:
+                empty_slots += 1
+            else:
+                accepted.append(task)
+            advance()
+
+    if progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns) as bar:
+            job = bar.add_task("slots", total=n)
+            work(lambda: bar.advance(job))
+    else:
+        work(lambda: None)
+    generated = time.perf_counter()
+    _write(Path(out_dir), seed, accepted)
+
+    written = [g for t in accepted for pair in (*t.train, *t.test) for g in pair]
+    leaked = sum(grid_key(g) in sources.eval_keys for g in written)
+    seconds = time.perf_counter() - start
+    gen_seconds = generated - loaded
+    n_rejects = sum(rejects.values())
+    return {
+        "n": n,
+        "seed": seed,
+        "shard": f"{i_shard}/{n_shards}",
+        "slots": owned,
+        "accepted": len(accepted),
+        "empty_slots": empty_slots,
+        "attempted": len(accepted) + n_rejects,
+        "rejects": {r: rejects.get(r, 0) for r in REASONS},
+        "depths": dict(sorted(Counter(t.depth for t in accepted).items())),
+        "origins": dict(Counter(t.origin.split(":")[0] for t in accepted)),
+        "seconds": round(seconds, 3),
+        "load_seconds": round(loaded - start, 3),
+        "generate_seconds": round(gen_seconds, 3),
+        # Generation rate: the one-time load of the ARC datasets is left out (see load_seconds).
+        "tasks_per_s": round(len(accepted) / gen_seconds, 1) if gen_seconds > 0 else None,
+        "contamination": {
+            "evaluation_grids": len(sources.eval_keys),
+            "source": {k: v for k, v in sources.clean_report.items() if k != "excluded_ids"},
+            "rejected_contaminated": rejects.get("contaminated", 0),
+            "written_grids_checked": len(written),
+            "written_contaminated": leaked,
+            "clean": leaked == 0,
+        },
+        "out_dir": str(out_dir),
+    }
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shard must look like i/n (e.g. 0/4), got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise argparse.ArgumentTypeError(f"shard {text}: need 0 <= i < n")
+    return i, n
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m solve.synth.corpus --n N --seed S --out DIR [--shard i/n]`: write a corpus, print the report."""
+    parser = argparse.ArgumentParser(prog="python -m solve.synth.corpus", description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, required=True, help="number of slots (each yields at most one task)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--shard", type=_shard, default=(0, 1), help="i/n: generate only shard i of n")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    report = generate_corpus(args.n, args.seed, args.out, args.shard, progress=not args.no_progress)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
