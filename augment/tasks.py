@@ -4,6 +4,12 @@ A grid is a 2-D numpy uint8 array with values 0-9 and shape between 1x1 and 30x3
 A `Task` holds train pairs, test inputs and (when known) test outputs. Loaders report a bad
 task with a `TaskError` that names the source, the task id and the problem; loading many tasks
 skips bad ones and returns them as `LoadIssue` records unless `strict=True`.
+
+A skipped task still has an id that a Kaggle submission must answer (a missing id fails the whole
+submission). A `LoadIssue` therefore keeps the test inputs it could read, and
+`LoadResult.with_unloadable()` returns every id of the source, in source order, the bad ones as
+`UnloadableTask`s (no train pairs; placeholder test inputs) that a run records as failed at stage
+"load" and answers with placeholder attempts.
 """
 
 from __future__ import annotations
@@ -59,18 +65,58 @@ class Task:
 
 
 @dataclass(frozen=True)
+class UnloadableTask(Task):
+    """An id whose task content cannot be used. It keeps one test input per test entry of the raw task
+    (the entry's input where it parses, else a 1x1 [[0]]; a single [[0]] when no test list can be read)
+    so that its submission entry has a plausible shape; it has no train pairs and is never solved."""
+
+    problem: str = ""
+    source: str = ""
+    tests_read: int = 0  # test inputs that parsed (the others are [[0]] stand-ins)
+
+
+@dataclass(frozen=True)
 class LoadIssue:
-    """A task that was skipped while loading many, and why."""
+    """A task that was skipped while loading many, and why.
+
+    `test_inputs`: one entry per item of the raw task's test list, the parsed input grid or None where
+    that input does not parse; empty when there is no readable test list at all."""
 
     source: str
     task_id: str | None
     problem: str
+    test_inputs: tuple[np.ndarray | None, ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def tests_read(self) -> int:
+        return sum(g is not None for g in self.test_inputs)
+
+    def placeholder_task(self) -> UnloadableTask | None:
+        """The stand-in task a run answers with placeholders (None without a task id)."""
+        if self.task_id is None:
+            return None
+        blank = np.zeros((1, 1), dtype=np.uint8)
+        inputs = tuple(blank if g is None else g for g in self.test_inputs) or (blank,)
+        return UnloadableTask(self.task_id, (), inputs, None, problem=self.problem, source=self.source, tests_read=self.tests_read)
 
 
 @dataclass
 class LoadResult:
     tasks: list[Task] = field(default_factory=list)
     issues: list[LoadIssue] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)  # every task id read, good or not, in source order
+
+    def with_unloadable(self) -> list[Task]:
+        """Every task id of the source in source order: the loaded tasks, and an `UnloadableTask` for
+        each issue with an id. What a run that writes a submission must cover."""
+        by_id: dict[str, Task] = {t.id: t for t in self.tasks}
+        for issue in self.issues:
+            stand_in = issue.placeholder_task()
+            if stand_in is not None and stand_in.id not in by_id:
+                by_id[stand_in.id] = stand_in
+        seen = set(self.ids)
+        order = [i for i in self.ids if i in by_id] + [i for i in by_id if i not in seen]
+        return [by_id[i] for i in order]
 
 
 def as_grid(value: Any, what: str = "grid") -> np.ndarray:
@@ -149,15 +195,30 @@ def _read_json(path: Path) -> Any:
         raise TaskError(str(path), None, f"invalid JSON: {e}") from None
 
 
+def raw_test_inputs(data: Any) -> tuple[np.ndarray | None, ...]:
+    """The test inputs of raw task JSON that parse, one entry per test item (None where one does not);
+    () when there is no test list. Used for a task that failed to load: its id still needs attempts."""
+    if not isinstance(data, dict) or not isinstance(data.get("test"), list):
+        return ()
+    inputs: list[np.ndarray | None] = []
+    for i, item in enumerate(data["test"]):
+        try:
+            inputs.append(as_grid(item.get("input") if isinstance(item, dict) else None, f"test[{i}].input"))
+        except ValueError:  # this input is unusable; the entry keeps its place with a stand-in
+            inputs.append(None)
+    return tuple(inputs)
+
+
 def _collect(items: Iterable[tuple[str, Any, str, Any]], strict: bool) -> LoadResult:
     result = LoadResult()
     for task_id, data, source, sol in items:
+        result.ids.append(task_id)
         try:
             result.tasks.append(task_from_json(task_id, data, source, sol))
         except TaskError as e:
             if strict:
                 raise
-            result.issues.append(LoadIssue(e.source, e.task_id, e.problem))
+            result.issues.append(LoadIssue(e.source, e.task_id, e.problem, raw_test_inputs(data)))
     return result
 
 
@@ -186,9 +247,10 @@ def load_task_files(path: str | Path, strict: bool = False) -> LoadResult:
         except TaskError as e:
             if strict:
                 raise
-            part = LoadResult(issues=[LoadIssue(e.source, e.task_id or f.stem, e.problem)])
+            part = LoadResult(issues=[LoadIssue(e.source, e.task_id or f.stem, e.problem)], ids=[f.stem])
         result.tasks += part.tasks
         result.issues += part.issues
+        result.ids += part.ids
     return result
 
 
@@ -217,8 +279,10 @@ def select(tasks: Sequence[Task], ids: Sequence[str] | None = None, limit: int |
 
 
 def small_tasks(tasks: Sequence[Task], n: int, max_side: int = 6) -> list[Task]:
-    """The demo's rule: the first `n` tasks (by id) whose every grid is at most max_side x max_side."""
-    return [t for t in sorted(tasks, key=lambda t: t.id) if t.max_side <= max_side][:n]
+    """The demo's rule: the first `n` tasks (by id) whose every grid is at most max_side x max_side
+    (never a task that failed to load: it has nothing to solve)."""
+    usable = [t for t in tasks if not isinstance(t, UnloadableTask)]
+    return [t for t in sorted(usable, key=lambda t: t.id) if t.max_side <= max_side][:n]
 
 
 def choose_tasks(

@@ -28,6 +28,12 @@ class ModelConfig(BaseModel):
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field(
         "sdpa", description="Attention kernel passed to transformers."
     )
+    adapter: str | None = Field(
+        None,
+        description="A prior LoRA adapter directory made by `arc-ttt pretrain` (adapter_config.json + "
+        "adapter_model.safetensors): every task's TTT starts from it and is reset to it between tasks. "
+        "Its r, alpha and target modules must equal the `lora` section's.",
+    )
 
     @field_validator("device")
     @classmethod

@@ -192,11 +192,15 @@ def load_model(cfg: ModelConfig) -> tuple[Any, Any]:
         return _load_random(cfg, device)
     resolved = resolve_model(cfg.source, cfg.cache_dir)
     tokenizer = _tokenizer(resolved.tokenizer_dir)
+    # Straight onto the GPU (no full copy in host RAM first: 4 workers loading at once would peak at 4x the
+    # model there); ZeRO-3 places the weights itself.
+    direct = {"device_map": str(device)} if device.type == "cuda" and not _zero3_loading() else {}
     model = AutoModelForCausalLM.from_pretrained(
         resolved.model_dir,
         dtype=pick_dtype(cfg.dtype, device),
         attn_implementation=cfg.attn_implementation,
         local_files_only=True,
+        **direct,
     )
     if _zero3_loading():  # built partitioned on each rank's device by deepspeed.zero.Init: do not move
         return model, tokenizer

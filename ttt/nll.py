@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -65,6 +65,19 @@ def answer_token_nll(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tens
 
 def model_device(model: Any) -> torch.device:
     return next(model.parameters()).device
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Random draws inside the block (sampling, dropout) come from `seed`; afterwards the global torch
+    RNG, CPU and every initialized CUDA device, is exactly as it was. A library call must not reseed
+    the caller's process: whatever the caller draws next would depend on which calls ran before."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.random.default_generator.manual_seed(seed)
+        if devices:  # seeding an uninitialized CUDA would be queued and applied to the global state later
+            torch.cuda.manual_seed_all(seed)
+        yield
 
 
 def length_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:

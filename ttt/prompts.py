@@ -6,13 +6,24 @@ A task is shown as demonstration pairs, each an `in` line + grid text and an `ou
   - "program": a ```python block defining `transform(grid)` (induction); the prompt then shows the
     pairs and, optionally, the test inputs.
 With a chat template the instruction is the system message (replacing any long default system
-prompt), the task is the user message and the answer the assistant message. Token ids are built as
-`prompt_ids + answer_ids + end_ids`, where `prompt_ids` are exactly what generation gets (template
-with the generation prompt), so training and inference never disagree at the boundary. Loss falls
-only on `answer_ids + end_ids`; the end-of-turn token teaches the model to stop.
+prompt), the task is the user message and the answer the assistant message; the answer ends with the
+template's end-of-turn text (e.g. `<|im_end|>`). Without a chat template the prompt is plain text
+(instruction, task, then an `out`/`program` line) and the answer ends with the EOS token.
 
-Samples longer than `max_seq_len` drop context pairs from the START (the pairs farthest from the
-query) until they fit, keeping at least one; if that still does not fit the sample is dropped.
+Boundary: a training sample or a scoring item is tokenized as ONE text, prompt + answer + end, and
+split where the answer's first character starts (offset mapping, so a fast tokenizer is required).
+Tokenizing the answer apart would not give the tokens the model generates after the prompt: a
+SentencePiece-style tokenizer prepends a word-start marker ('▁') to a text's first word, and BPE
+merges can cross the boundary. The prompt part equals the generation prompt whenever the tokenizer
+cannot merge across the boundary (the templates and the plain format end the prompt with a newline;
+every family tested in tests/ttt/test_prompts.py splits there). Loss falls only on the answer part
+(answer + end tokens): the end-of-turn token teaches the model to stop.
+
+Length (one rule for training, generation and scoring): when prompt + answer is longer than
+`max_seq_len`, context pairs are dropped from the START (the pairs farthest from the query) until it
+fits, keeping at least one. At generation the answer's length is its token cap (`max_new_tokens`).
+A training sample that does not fit even with one pair is dropped; a generation prompt or a scoring
+item is kept with one pair (inference must still answer) and marked as not fitting.
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ IGNORE = -100  # label value that cross-entropy skips
 GRID_INSTRUCTION = "Each input grid maps to its output grid by one rule. Give the output grid of the last input."
 PROGRAM_INSTRUCTION = (
     "Each input grid maps to its output grid by one rule. Write a Python function "
-    "`transform(grid: list[list[int]]) -> list[list[int]]` (numpy allowed) that applies it. "
+    "`transform(grid: list[list[int]]) -> list[list[int]]` that applies it (numpy and `from solve.dsl import *` allowed). "
     "Answer with one ```python block."
 )
 _SENTINEL = "\u2063ARCTTT\u2063"  # stands in for the answer when locating the end-of-turn text
@@ -46,6 +57,27 @@ class Encoded:
     labels: list[int]
     n_context: int  # context pairs kept
     shortened: bool  # True when pairs were dropped to fit max_seq_len
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A generation prompt and how much of the task it shows."""
+
+    ids: list[int]
+    n_context: int  # context pairs shown
+    shortened: bool  # pairs were dropped so that prompt + answer cap fit max_seq_len
+    fits: bool  # False: even one pair leaves no room for the answer (kept anyway: inference must answer)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Prompt + answer tokenized as one text, split where the answer starts (see the module doc)."""
+
+    prompt_ids: list[int]
+    answer_ids: list[int]  # the answer's tokens, then the end-of-turn / EOS tokens
+    n_context: int
+    shortened: bool
+    fits: bool
 
 
 @dataclass
@@ -71,17 +103,30 @@ def program_answer(code: str) -> str:
     return f"```python\n{code.strip()}\n```"
 
 
+def _has_template(tokenizer: Any) -> bool:
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
 def _messages(kind: Kind, user: str) -> list[dict[str, str]]:
     system = GRID_INSTRUCTION if kind == "grid" else PROGRAM_INSTRUCTION
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def _prompt_ids(tokenizer: Any, kind: Kind, user: str) -> list[int]:
-    if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template(_messages(kind, user), tokenize=False, add_generation_prompt=True)
-        return tokenizer.encode(text, add_special_tokens=False)  # the template writes its own BOS if any
+def prompt_text(tokenizer: Any, kind: Kind, user: str) -> str:
+    """The prompt as text: the chat template with its generation prompt, or the plain format."""
+    if _has_template(tokenizer):
+        return tokenizer.apply_chat_template(_messages(kind, user), tokenize=False, add_generation_prompt=True)
     system = GRID_INSTRUCTION if kind == "grid" else PROGRAM_INSTRUCTION
-    return tokenizer.encode(f"{system}\n\n{user}\n{'out' if kind == 'grid' else 'program'}\n")
+    return f"{system}\n\n{user}\n{'out' if kind == 'grid' else 'program'}\n"
+
+
+def _add_special(tokenizer: Any) -> bool:
+    # A template writes its own BOS if any; plain text gets the tokenizer's usual specials (e.g. BOS).
+    return not _has_template(tokenizer)
+
+
+def _encode(tokenizer: Any, text: str) -> list[int]:
+    return tokenizer.encode(text, add_special_tokens=_add_special(tokenizer))
 
 
 def pad_id(tokenizer: Any) -> int:
@@ -89,37 +134,115 @@ def pad_id(tokenizer: Any) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
-def end_ids(tokenizer: Any) -> list[int]:
-    """Tokens that close an answer: the template's end-of-turn marker (e.g. <|im_end|>), else EOS."""
-    if getattr(tokenizer, "chat_template", None):
+def answer_end(tokenizer: Any) -> tuple[str, list[int]]:
+    """How an answer closes: (text appended to it, ids appended after the text's tokens). The
+    template's end-of-turn marker as text (e.g. '<|im_end|>'), else the EOS id."""
+    if _has_template(tokenizer):
         msgs = _messages("grid", "x") + [{"role": "assistant", "content": _SENTINEL}]
         rendered = tokenizer.apply_chat_template(msgs, tokenize=False)
         after = rendered.split(_SENTINEL, 1)[1].strip() if _SENTINEL in rendered else ""
         if after:
-            return tokenizer.encode(after, add_special_tokens=False)
+            return after, []
     if tokenizer.eos_token_id is None:
         raise ValueError("tokenizer has neither a chat template end-of-turn marker nor an EOS token")
-    return [tokenizer.eos_token_id]
+    return "", [tokenizer.eos_token_id]
+
+
+def end_ids(tokenizer: Any) -> list[int]:
+    """Tokens that close an answer: the template's end-of-turn marker (e.g. <|im_end|>), else EOS."""
+    text, ids = answer_end(tokenizer)
+    return (tokenizer.encode(text, add_special_tokens=False) if text else []) + ids
+
+
+def split_ids(tokenizer: Any, prompt: str, answer: str) -> tuple[list[int], list[int]]:
+    """(prompt_ids, answer_ids) of `prompt + answer + end` tokenized as one text and cut where the
+    answer starts. A token that straddles the cut belongs to the answer: the model must produce it."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise TypeError("ttt.prompts needs a fast tokenizer (offset mapping) to split prompt and answer")
+    end_text, end_extra = answer_end(tokenizer)
+    enc = tokenizer(prompt + answer + end_text, add_special_tokens=_add_special(tokenizer), return_offsets_mapping=True)
+    ids, offsets = list(enc["input_ids"]), enc["offset_mapping"]
+    cut = len(prompt)
+    # Specials added by a post-processor have empty (0, 0) spans and never end past the cut.
+    k = next((i for i, (_, stop) in enumerate(offsets) if stop > cut), len(ids))
+    answer_ids = ids[k:]
+    if end_extra and answer_ids[-len(end_extra) :] != end_extra:  # a post-processor may already add EOS
+        answer_ids += end_extra
+    return ids[:k], answer_ids
+
+
+def _shortenings(context: Sequence[Pair]) -> list[tuple[int, Sequence[Pair]]]:
+    """(pairs dropped, pairs kept) to try in order: all pairs first, then dropping from the start
+    (the pairs farthest from the query), down to one pair (or none when there is none)."""
+    return [(start, context[start:]) for start in range(max(1, len(context)))]
+
+
+def _user(kind: Kind, context: Sequence[Pair], query: np.ndarray | None, test_inputs: Sequence[np.ndarray]) -> str:
+    if kind == "grid" and query is None:
+        raise ValueError("a grid sample needs a query input")
+    return task_text(context, query if kind == "grid" else None, test_inputs)
+
+
+def fit_prompt(
+    tokenizer: Any,
+    kind: Kind,
+    context: Sequence[Pair],
+    query: np.ndarray | None = None,
+    test_inputs: Sequence[np.ndarray] = (),
+    reserve: int = 0,
+    max_seq_len: int | None = None,
+) -> Prompt:
+    """The generation prompt, shortened by the training rule so that it + `reserve` answer tokens fit
+    `max_seq_len` (None: no limit). kind="program" shows `context` as the pairs to map and `test_inputs`."""
+    for start, kept in _shortenings(context):
+        ids = _encode(tokenizer, prompt_text(tokenizer, kind, _user(kind, kept, query, test_inputs)))
+        if max_seq_len is None or len(ids) + reserve <= max_seq_len:
+            return Prompt(ids, len(kept), start > 0, True)
+    return Prompt(ids, len(kept), start > 0, False)
+
+
+def fit_split(
+    tokenizer: Any,
+    kind: Kind,
+    context: Sequence[Pair],
+    query: np.ndarray | None,
+    answer_text: str,
+    max_seq_len: int | None = None,
+    test_inputs: Sequence[np.ndarray] = (),
+) -> Split:
+    """Prompt and answer ids under the training rule: pairs dropped from the start until the whole
+    text fits `max_seq_len` (None: no limit); with one pair left it is returned with fits=False."""
+    for start, kept in _shortenings(context):
+        p, a = split_ids(tokenizer, prompt_text(tokenizer, kind, _user(kind, kept, query, test_inputs)), answer_text)
+        if max_seq_len is None or len(p) + len(a) <= max_seq_len:
+            return Split(p, a, len(kept), start > 0, True)
+    return Split(p, a, len(kept), start > 0, False)
 
 
 def grid_prompt_ids(tokenizer: Any, context: Sequence[Pair], query: np.ndarray) -> list[int]:
-    """Prompt for generating the query's output grid (ends with the generation prompt)."""
-    return _prompt_ids(tokenizer, "grid", task_text(context, query))
+    """Prompt for generating the query's output grid (ends with the generation prompt), unshortened."""
+    return fit_prompt(tokenizer, "grid", context, query).ids
 
 
 def program_prompt_ids(tokenizer: Any, pairs: Sequence[Pair], test_inputs: Sequence[np.ndarray] = ()) -> list[int]:
-    """Prompt for writing a `transform` program from the train pairs (and, optionally, the test inputs)."""
-    return _prompt_ids(tokenizer, "program", task_text(pairs, None, test_inputs))
+    """Prompt for writing a `transform` program from the train pairs (and, optionally, the test inputs), unshortened."""
+    return fit_prompt(tokenizer, "program", pairs, None, test_inputs).ids
 
 
-def answer_ids(tokenizer: Any, answer_text: str) -> list[int]:
-    """Answer tokens as trained and scored: the text, then the end-of-turn tokens."""
-    return tokenizer.encode(answer_text, add_special_tokens=False) + end_ids(tokenizer)
+def grid_scoring_item(
+    tokenizer: Any, context: Sequence[Pair], query: np.ndarray, target: np.ndarray, max_seq_len: int | None = None
+) -> tuple[list[int], list[int]]:
+    """(prompt_ids, answer_ids) for `ttt.nll.target_nll`: how likely is `target` as the query's output.
+    Exactly the ids and labels a training sample of the same pairs gets (see `grid_scoring_split`)."""
+    s = grid_scoring_split(tokenizer, context, query, target, max_seq_len)
+    return s.prompt_ids, s.answer_ids
 
 
-def grid_scoring_item(tokenizer: Any, context: Sequence[Pair], query: np.ndarray, target: np.ndarray) -> tuple[list[int], list[int]]:
-    """(prompt_ids, answer_ids) for `ttt.nll.target_nll`: how likely is `target` as the query's output."""
-    return grid_prompt_ids(tokenizer, context, query), answer_ids(tokenizer, grid_to_text(target))
+def grid_scoring_split(
+    tokenizer: Any, context: Sequence[Pair], query: np.ndarray, target: np.ndarray, max_seq_len: int | None = None
+) -> Split:
+    """`grid_scoring_item` with how its context was shortened (a too-long item keeps one pair)."""
+    return fit_split(tokenizer, "grid", context, query, grid_to_text(target), max_seq_len)
 
 
 def encode_sample(
@@ -136,18 +259,10 @@ def encode_sample(
     kind="grid": `answer_text` is the grid text of the query's output. kind="program": `query` is
     None, `answer_text` is `program_answer(code)`, `context` are the pairs the program must map.
     """
-    answer = answer_ids(tokenizer, answer_text)
-    for start in range(0, max(1, len(context))):  # drop pairs from the start until it fits
-        kept = context[start:]
-        if kind == "grid":
-            if query is None:
-                raise ValueError("a grid sample needs a query input")
-            prompt = grid_prompt_ids(tokenizer, kept, query)
-        else:
-            prompt = program_prompt_ids(tokenizer, kept, test_inputs)
-        if len(prompt) + len(answer) <= max_seq_len:
-            return Encoded(prompt + answer, [IGNORE] * len(prompt) + answer, len(kept), start > 0)
-    return None
+    s = fit_split(tokenizer, kind, context, query, answer_text, max_seq_len, test_inputs)
+    if not s.fits:
+        return None
+    return Encoded(s.prompt_ids + s.answer_ids, [IGNORE] * len(s.prompt_ids) + s.answer_ids, s.n_context, s.shortened)
 
 
 def encode_samples(tokenizer: Any, samples: Sequence[Sample], max_seq_len: int) -> tuple[list[Encoded], EncodeCounts]:

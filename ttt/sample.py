@@ -3,28 +3,36 @@
 Every call batches prompts: one `generate` per batch of views, with several return sequences each;
 never one prompt at a time in a Python loop. Outputs of an augmented view are mapped back to the
 original task with the view's inverse before anyone compares them.
+
+Prompts follow the training length rule (`ttt.prompts`): with `max_seq_len` given, context pairs are
+dropped from the start until prompt + the answer's token cap fits; results say when that happened.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from augment.gridtext import GridParseError, parse_prefix_grid
-from augment.tasks import Task
+from augment.tasks import MAX_SIDE, Task
 from augment.transforms import Augmentation
-from ttt.nll import target_nll
-from ttt.prompts import grid_prompt_ids, grid_scoring_item, pad_id, program_prompt_ids
+from ttt.nll import seeded, target_nll
+from ttt.prompts import end_ids, fit_prompt, grid_scoring_split, pad_id
+
+GRID_SLACK_TOKENS = 4  # room for a stray leading token (e.g. a word-start marker) before the grid
 
 
 @dataclass(frozen=True)
 class ProgramText:
     view: Augmentation
     text: str
+    shortened: bool = False  # the prompt lost context pairs to fit max_seq_len
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,17 @@ class GridGuess:
     view: Augmentation
     grid: np.ndarray | None
     error: str | None  # parse error when grid is None
+    text: str = ""  # what the model wrote, in the view's frame
+    shortened: bool = False  # the prompt lost context pairs to fit max_seq_len
+
+
+@dataclass(frozen=True)
+class GridScores:
+    """Product-of-experts scores of a test input's candidates (higher is better)."""
+
+    total: list[float]  # per candidate: summed log-probability over the views
+    per_view: list[list[float]]  # per candidate, per view: log-probability under that view
+    shortened: int  # scoring items whose prompt lost context pairs to fit max_seq_len
 
 
 def _device(model: Any) -> torch.device:
@@ -60,7 +79,24 @@ def generate(
     `ranks` with `lockstep` (ZeRO-3, see ttt.ds): every rank runs as many `generate` calls (a rank with
     fewer batches runs 1-token dummies), each with `synced_gpus` so a finished rank keeps stepping
     until all have finished, and the ranks stop for time only together.
+    Sampling draws from `seed` in a forked RNG: the caller's global torch RNG is left as it was.
     """
+    with seeded(seed):
+        return _generate(model, tokenizer, prompts, num_return, max_new_tokens, temperature, top_p, batch_size, max_time, ranks)
+
+
+def _generate(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[list[int]],
+    num_return: int,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    batch_size: int,
+    max_time: float | None,
+    ranks: Any,
+) -> list[list[str]]:
     pad = pad_id(tokenizer)
     per_batch = max(1, batch_size // max(1, num_return))
     greedy = temperature <= 0
@@ -68,7 +104,6 @@ def generate(
     chunks = [prompts[i : i + per_batch] for i in range(0, len(prompts), per_batch)]
     n_batches = ranks.max(len(chunks)) if lockstep else len(chunks)
     out: list[list[str]] = []
-    torch.manual_seed(seed)
     device = _device(model)
     was_training = model.training
     model.eval()
@@ -111,12 +146,45 @@ def generate(
     return out
 
 
-def grid_token_budget(task: Task) -> int:
-    """Upper bound on tokens for an output grid: the largest train output or test input, plus slack."""
-    grids = [p.output for p in task.train] + list(task.test_inputs)
-    h = max(g.shape[0] for g in grids)
-    w = max(g.shape[1] for g in grids)
-    return (h + 1) * (w + 1) + 16  # header line + one token per cell + newline per row + end marker
+def _side_bound(task: Task, side: int, axis: int) -> int:
+    """Largest output size along `axis` for a test input of size `side`: the max over the rules that
+    hold on every train pair (constant output size; out = k x in for one rational k, e.g. upscaling,
+    tiling, halving; out = in + c for one c, e.g. borders); when none holds, the max of every train
+    output, the test input, and the test input scaled by the largest ratio any train pair shows."""
+    ins = [p.input.shape[axis] for p in task.train]
+    outs = [p.output.shape[axis] for p in task.train]
+    ratios = {Fraction(o, i) for i, o in zip(ins, outs)}
+    offsets = {o - i for i, o in zip(ins, outs)}
+    rules = []
+    if len(set(outs)) == 1:
+        rules.append(outs[0])
+    if len(ratios) == 1:
+        rules.append(math.ceil(side * next(iter(ratios))))
+    if len(offsets) == 1:
+        rules.append(side + next(iter(offsets)))
+    if not rules:
+        rules = [max(outs), side, math.ceil(side * max(ratios))]
+    return min(MAX_SIDE, max(1, max(rules)))
+
+
+def output_shape_bounds(task: Task) -> list[tuple[int, int]]:
+    """Per test input, the largest output shape (rows, cols) the train pairs suggest, capped at 30x30."""
+    return [(_side_bound(task, x.shape[0], 0), _side_bound(task, x.shape[1], 1)) for x in task.test_inputs]
+
+
+def grid_text_tokens(rows: int, cols: int) -> int:
+    """Upper bound on the tokens of a grid's text (`augment.gridtext`: a 'HxW' header line, then one
+    digit per cell and a newline between rows): its character count, since every token of the
+    tokenizers we use covers at least one character (digit-splitting ones: exactly one per digit)."""
+    return len(f"{rows}x{cols}\n") + rows * cols + (rows - 1)
+
+
+def grid_token_budget(task: Task, tokenizer: Any = None) -> int:
+    """Token cap for generating any of the task's test output grids: the largest shape
+    `output_shape_bounds` allows, in grid-text tokens, plus the end-of-turn tokens and a little slack."""
+    shapes = output_shape_bounds(task)
+    end = len(end_ids(tokenizer)) if tokenizer is not None else 1
+    return max(grid_text_tokens(h, w) for h, w in shapes) + end + GRID_SLACK_TOKENS
 
 
 def sample_programs(
@@ -129,20 +197,22 @@ def sample_programs(
     seed: int,
     max_time: float | None = None,
     ranks: Any = None,
+    max_seq_len: int | None = None,
 ) -> list[ProgramText]:
     """`per_view` programs for each view of the task (the view's train pairs and test inputs shown).
-    `ranks`: see `generate` (a rank with no views still takes part in lockstep)."""
+    `ranks`: see `generate` (a rank with no views still takes part in lockstep). `max_seq_len`: prompts
+    lose context pairs until prompt + `cfg.program_max_new_tokens` fit (None: never shortened)."""
     if per_view <= 0:
         return []
     prompts = []
     for v in views:
         vt = v.apply_task(task)
-        prompts.append(program_prompt_ids(tokenizer, vt.train, vt.test_inputs))
+        prompts.append(fit_prompt(tokenizer, "program", vt.train, None, vt.test_inputs, cfg.program_max_new_tokens, max_seq_len))
     texts = generate(
-        model, tokenizer, prompts, per_view, cfg.program_max_new_tokens, cfg.temperature, cfg.top_p, cfg.batch_size, seed,
-        max_time, ranks,
+        model, tokenizer, [p.ids for p in prompts], per_view, cfg.program_max_new_tokens, cfg.temperature, cfg.top_p,
+        cfg.batch_size, seed, max_time, ranks,
     )
-    return [ProgramText(v, t) for v, ts in zip(views, texts) for t in ts]
+    return [ProgramText(v, t, p.shortened) for v, p, ts in zip(views, prompts, texts) for t in ts]
 
 
 def predict_grids(
@@ -154,16 +224,18 @@ def predict_grids(
     seed: int,
     max_time: float | None = None,
     ranks: Any = None,
+    max_seq_len: int | None = None,
 ) -> list[GridGuess]:
     """Direct predictions of every test output under every view: greedy first, then samples.
-    `ranks`: see `generate` (a rank with no views still takes part in lockstep)."""
+    `ranks`: see `generate` (a rank with no views still takes part in lockstep). `max_seq_len`: prompts
+    lose context pairs until prompt + the grid token budget fit (None: never shortened)."""
+    budget = grid_token_budget(task, tokenizer)
     items = []  # (test index, view, prompt)
     for v in views:
         vt = v.apply_task(task)
         for i, g in enumerate(vt.test_inputs):
-            items.append((i, v, grid_prompt_ids(tokenizer, vt.train, g)))
-    budget = grid_token_budget(task)
-    prompts = [p for _, _, p in items]
+            items.append((i, v, fit_prompt(tokenizer, "grid", vt.train, g, (), budget, max_seq_len)))
+    prompts = [p.ids for _, _, p in items]
     end = None if max_time is None else time.monotonic() + max_time
     texts = generate(model, tokenizer, prompts, 1, budget, 0.0, 1.0, cfg.batch_size, seed, max_time, ranks)
     if cfg.grid_samples_per_view > 1:
@@ -171,14 +243,15 @@ def predict_grids(
         n, temp = cfg.grid_samples_per_view - 1, cfg.grid_temperature
         more = generate(model, tokenizer, prompts, n, budget, temp, 1.0, cfg.batch_size, seed, left, ranks)
         texts = [a + b for a, b in zip(texts, more)]
-    guesses = []
-    for (i, v, _), outs in zip(items, texts):
-        for text in outs:
-            try:
-                guesses.append(GridGuess(i, v, v.invert_grid(parse_prefix_grid(text)), None))
-            except GridParseError as e:
-                guesses.append(GridGuess(i, v, None, str(e)))
-    return guesses
+    return [parse_guess(i, v, text, p.shortened) for (i, v, p), outs in zip(items, texts) for text in outs]
+
+
+def parse_guess(test_index: int, view: Augmentation, text: str, shortened: bool) -> GridGuess:
+    """Parse one generated text and map its grid back to the original task's frame."""
+    try:
+        return GridGuess(test_index, view, view.invert_grid(parse_prefix_grid(text)), None, text, shortened)
+    except GridParseError as e:
+        return GridGuess(test_index, view, None, str(e), text, shortened)
 
 
 def score_grids(
@@ -190,21 +263,25 @@ def score_grids(
     views: Sequence[Augmentation],
     batch_tokens: int = 8192,
     ranks: Any = None,
-) -> list[float]:
+    max_seq_len: int | None = None,
+) -> GridScores:
     """Product of experts: each candidate's summed log-probability over the scoring views (higher is better).
     `ranks`: split across data-parallel ranks (see `ttt.nll.target_nll`; all ranks pass the same candidates).
+    `max_seq_len`: each item's context is shortened as a training sample of it would be.
 
     A candidate the model likes under one orientation but not others is probably an artifact of that
     view; the sum over views rewards answers that are consistent under the task's symmetries.
     """
     if not candidates or not views:
-        return [0.0] * len(candidates)
+        return GridScores([0.0] * len(candidates), [[] for _ in candidates], 0)
     view_tasks = [(v, v.apply_task(task)) for v in views]
-    items = [
-        grid_scoring_item(tokenizer, vt.train, vt.test_inputs[test_index], v.apply_grid(c))
+    splits = [
+        grid_scoring_split(tokenizer, vt.train, vt.test_inputs[test_index], v.apply_grid(c), max_seq_len)
         for c in candidates
         for v, vt in view_tasks
     ]
+    items = [(s.prompt_ids, s.answer_ids) for s in splits]
     nll = target_nll(model, tokenizer, items, batch_tokens=batch_tokens, reduction="sum", ranks=ranks)
     k = len(views)
-    return [-sum(nll[i * k : (i + 1) * k]) for i in range(len(candidates))]
+    per_view = [[-x for x in nll[i * k : (i + 1) * k]] for i in range(len(candidates))]
+    return GridScores([sum(row) for row in per_view], per_view, sum(s.shortened for s in splits))

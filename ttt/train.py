@@ -21,7 +21,7 @@ import torch
 from augment.loo import Sample
 from ttt.config import TrainConfig
 from ttt.lora import lora_parameters
-from ttt.nll import Batch, answer_token_nll, collate, model_device
+from ttt.nll import Batch, answer_token_nll, collate, model_device, seeded
 from ttt.prompts import Encoded, encode_samples, pad_id
 
 MAX_GRAD_NORM = 1.0  # clip: lr 1e-3 on a fresh adapter occasionally spikes on the first steps
@@ -186,12 +186,18 @@ def adapt(
 
     With `runner` a rank of `world` data-parallel ranks, every rank draws the same micro-batch stream
     and takes every `world`-th micro-batch of each step (grad_accum x world per step in all); the
-    recorded loss is the mean over ranks."""
+    recorded loss is the mean over ranks. Dropout draws come from `cfg.seed` in a forked RNG: the
+    caller's global torch RNG is left as it was."""
+    with seeded(cfg.seed):
+        return _adapt(model, tokenizer, samples, cfg, deadline, runner or LocalRunner())
+
+
+def _adapt(
+    model: Any, tokenizer: Any, samples: Sequence[Sample], cfg: TrainConfig, deadline: float | None, runner: StepRunner
+) -> AdaptResult:
     start = time.monotonic()
-    runner = runner or LocalRunner()
     if cfg.time_budget_s is not None:
         deadline = min(deadline if deadline is not None else math.inf, start + cfg.time_budget_s)
-    torch.manual_seed(cfg.seed)  # dropout draws
     encoded, counts = encode_samples(tokenizer, samples, cfg.max_seq_len)
     sample_info = {"given": len(samples), **counts.to_dict()}
     if not encoded:

@@ -87,14 +87,17 @@ def run(
 ) -> None:
     """Solve tasks end to end into DIR/submission.json (resumable)."""
     from solve.pipeline.run import RunOptions
+    from solve.pipeline.rundir import RunDirError
     from solve.placement.dispatch import run_tasks
 
     cfg = load_config_or_fail(config, overrides)
-    chosen, _ = select_tasks(dataset, tasks, solutions, task_ids, limit, demo_tasks, shard)
+    chosen, _ = select_tasks(dataset, tasks, solutions, task_ids, limit, demo_tasks, shard, unloadable=True)
     redirect_noise(out / LOG_NAME)
     console.print(f"{len(chosen)} task(s): {', '.join(t.id for t in chosen[:8])}{' ...' if len(chosen) > 8 else ''}")
     try:
         run_tasks(cfg, chosen, RunOptions(out=out, global_deadline_s=deadline, progress=progress), console)
+    except RunDirError as e:  # locked by another run, or holding another config's results
+        raise fail(str(e)) from None
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/]: {out}/submission.json is valid; run the same command to resume")
         raise typer.Exit(130) from None
@@ -134,7 +137,7 @@ def score(
     for tid, v in data["per_task"].items():
         table.add_row(tid, f"{v:.2f}")
     console.print(table)
-    console.print(f"[bold]total: {data['total']:.4f}[/] over {len(data['per_task'])} tasks")
+    console.print(f"[bold]{report.summary()}[/]")
 
 
 @app.command("verify")
@@ -237,9 +240,13 @@ def _register_more() -> None:
     """Commands that live in their own modules (kept light to import)."""
     from solve.cli.experiments import ablate, bench, merge, sweep
     from solve.cli.kaggle import kaggle_app
+    from solve.cli.prior import pretrain, synth
 
-    for fn in (ablate, sweep, merge, bench):
+    for fn in (ablate, sweep, merge, bench, synth, pretrain):
         app.command()(fn)
+    from solve.cli.show import show
+
+    app.command()(show)
     app.add_typer(kaggle_app, name="kaggle", help="The offline Kaggle kernel: bundle, export-model, rehearse, run, timeline.")
 
 

@@ -54,18 +54,23 @@ def parse_shard(shard: str) -> tuple[int, int]:
     return int(i), int(n)
 
 
-def select_tasks(dataset, tasks, solutions, task_ids, limit, demo_tasks, shard):
-    """The tasks a command runs on, and the load result (its issues are printed here)."""
+def select_tasks(dataset, tasks, solutions, task_ids, limit, demo_tasks, shard, unloadable: bool = False):
+    """The tasks a command runs on, and the load result (its issues are printed here).
+
+    unloadable=True (commands that write a submission) keeps every id of the source: a task that does
+    not load is selected as an `UnloadableTask`, which the run records as failed with placeholders."""
     from augment.tasks import TaskError, choose_tasks, load_tasks
 
     try:
         loaded = load_tasks(dataset, tasks, solutions)
     except TaskError as e:
         raise fail(str(e)) from None
+    verdict = "cannot load (kept with placeholder attempts, recorded as failed)" if unloadable else "skipped"
     for issue in loaded.issues:
-        console.print(f"[yellow]skipped[/] {issue.source}: task {issue.task_id}: {issue.problem}", highlight=False)
+        console.print(f"[yellow]{verdict}[/] {issue.source}: task {issue.task_id}: {issue.problem}", highlight=False)
+    pool = loaded.with_unloadable() if unloadable else loaded.tasks
     try:
-        chosen = choose_tasks(loaded.tasks, task_ids, limit, demo_tasks, parse_shard(shard) if shard else None)
+        chosen = choose_tasks(pool, task_ids, limit, demo_tasks, parse_shard(shard) if shard else None)
     except TaskError as e:
         raise fail(str(e)) from None
     if not chosen:

@@ -1,9 +1,8 @@
 """CLI commands `ablate`, `sweep`, `merge` and `bench`, as plain typer-annotated functions.
 
-
-
-
-
+`ablate` and `sweep` run every point (once per seed with `--seeds`) as a resumable run directory
+under --out, sharing trained adapters through DIR/adapters, then write the tables and plots
+(solve/experiments/plan.py, tables.py; docs/experiments.md).
 """
 
 from __future__ import annotations
@@ -24,25 +23,45 @@ Config = Annotated[Optional[Path], typer.Option("--config", help="YAML config (v
 Overrides = Annotated[Optional[list[str]], typer.Option("--set", help="config override for every point, e.g. train.steps=16 (repeatable)")]
 Out = Annotated[Path, typer.Option("--out", help="experiment directory (created, or resumed)")]
 Progress = Annotated[bool, typer.Option(help="show a progress bar per point")]
+Seeds = Annotated[Optional[str], typer.Option(
+    "--seeds", help="comma-separated seeds, e.g. 0,1,2: every point runs once per seed (run.seed and train.seed); the "
+    "tables give mean and spread over seeds and paired differences against the first point (default: the config's seed)")]
+
+
+def _seed_list(seeds: str | None, overrides: list[str] | None, points: list) -> list[int]:
+    """The --seeds list; refused with a run.seed given by --set or --param too (which would win is unclear)."""
+    from solve.cli.common import fail
+    from solve.experiments.plan import canonical_key, parse_seeds
+
+    try:
+        parsed = parse_seeds(seeds)
+    except ValueError as e:
+        raise fail(str(e)) from None
+    keys = [canonical_key(o.partition("=")[0]) for o in [*(overrides or []), *(o for p in points for o in p.overrides)]]
+    if parsed and "run.seed" in keys:
+        raise fail("--seeds sets run.seed for every run; drop run.seed from --set/--param")
+    return parsed
 
 
 def _run_experiment(kind, points, cfgs, config, overrides, dataset, tasks, solutions, task_ids, limit, demo_tasks, shard,
-                    out, progress, params=()):
+                    out, progress, params=(), seeds=None):
     from solve.cli.common import console, fail, select_tasks
     from solve.experiments.plan import ExperimentError, Manifest, check_points, run_points
     from solve.experiments.tables import write_tables
 
+    seed_list = _seed_list(seeds, overrides, points)
     chosen, _ = select_tasks(dataset, tasks, solutions, task_ids, limit, demo_tasks, shard)
-    console.print(f"{kind}: {len(points)} point(s) x {len(chosen)} task(s) into {out}")
+    per_seed = f" x {len(seed_list)} seed(s)" if seed_list else ""
+    console.print(f"{kind}: {len(points)} point(s){per_seed} x {len(chosen)} task(s) into {out}")
     try:
-        check_points(points, cfgs, out)  # before the manifest: a refused command must leave DIR as it was
+        check_points(points, cfgs, out, seed_list)  # before the manifest: a refused command must leave DIR as it was
     except ExperimentError as e:
         raise fail(str(e)) from None
     manifest = Manifest(kind, points, [t.id for t in chosen], list(params), str(config) if config else None,
-                        list(overrides or []), shard)
+                        list(overrides or []), shard, seeds=seed_list)
     manifest.write(out)  # before running: an interrupted experiment can still be tabulated or merged
     try:
-        run_points(points, cfgs, chosen, out, console, progress)
+        run_points(points, cfgs, chosen, out, console, progress, seeds=seed_list)
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/]: run the same command to resume {out}")
         raise typer.Exit(130) from None
@@ -64,6 +83,7 @@ def ablate(
     sets: Annotated[str, typer.Option("--sets", help="comma-separated augmentation sets, one point each")] = "none,geometric,color,geometric+color,all",
     overrides: Overrides = None,
     progress: Progress = True,
+    seeds: Seeds = None,
 ) -> None:
     """Run the pipeline once per augmentation set on the same tasks and seeds; table and plot in DIR."""
     from solve.cli.common import fail
@@ -81,7 +101,7 @@ def ablate(
     except ConfigError as e:
         raise fail(str(e)) from None
     _run_experiment("ablation", points, cfgs, config, overrides, dataset, tasks, solutions, task_ids, limit, demo_tasks,
-                    shard, out, progress)
+                    shard, out, progress, seeds=seeds)
 
 
 def sweep(
@@ -97,6 +117,7 @@ def sweep(
     shard: Shard = None,
     overrides: Overrides = None,
     progress: Progress = True,
+    seeds: Seeds = None,
 ) -> None:
     """Run the pipeline at every point of a grid of config values; score and NLL against time per task."""
     from solve.cli.common import fail
@@ -108,7 +129,7 @@ def sweep(
     except ConfigError as e:
         raise fail(str(e)) from None
     _run_experiment("sweep", points, cfgs, config, overrides, dataset, tasks, solutions, task_ids, limit, demo_tasks,
-                    shard, out, progress, list(points[0].values))
+                    shard, out, progress, list(points[0].values), seeds)
 
 
 def merge(

@@ -19,13 +19,15 @@ from typing import Any, Sequence
 
 import yaml
 
-from solve.experiments.plan import config_diff, saved_config
+from solve.experiments.plan import saved_config
 from solve.pipeline.report import report_markdown
-from solve.pipeline.rundir import environment_info, read_results
+from solve.pipeline.rundir import RESUME_SAFE_KEYS, environment_info, read_results
+from solve.pipeline.rundir import config_diff as all_config_diff
 from solve.select.submission import placeholder_submission, write_submission
 
-# Fields that measure time, not results: two runs of the same config differ only in these.
-TIMING_KEYS = frozenset({"seconds", "tokens_per_s", "train_seconds", "plan"})
+# Fields that measure time, not results: two runs of the same config differ only in these. Whether
+# the ttt stage trained or loaded its adapter from run.adapter_cache changes time only (same weights).
+TIMING_KEYS = frozenset({"seconds", "tokens_per_s", "train_seconds", "plan", "cached", "cache_saved", "cache_error"})
 
 
 def without_timing(value: Any) -> Any:
@@ -35,6 +37,16 @@ def without_timing(value: Any) -> Any:
     if isinstance(value, list):
         return [without_timing(v) for v in value]
     return value
+
+
+# Config keys that cannot change a result: where each shard kept its adapter cache (the weights it
+# loads are bit-identical to training them), and what a run directory lets differ on resume.
+NEUTRAL_KEYS = frozenset({"run.adapter_cache"}) | RESUME_SAFE_KEYS
+
+
+def config_diff(a: dict[str, Any] | None, b: dict[str, Any] | None) -> list[str]:
+    """Dotted keys whose values differ between two configs, NEUTRAL_KEYS left out."""
+    return [k for k in all_config_diff(a, b) if k not in NEUTRAL_KEYS]
 
 
 class MergeError(ValueError):
@@ -122,9 +134,11 @@ def write_merged(m: Merged, out: Path, title: str | None = None) -> None:
 
 
 def merge_experiments(dirs: Sequence[Path], tasks: Sequence[Any] | None = None) -> tuple[Any, dict[str, Merged]]:
-    """Merge experiment directories (e.g. `ablate --shard i/n` outputs) point by point.
+    """Merge experiment directories (e.g. `ablate --shard i/n` outputs) run by run (point, and seed
+    with several seeds).
 
-    Returns the merged manifest and each point's Merged; every input must hold the same points.
+    Returns the merged manifest and each run's Merged by its directory relative to DIR; every input
+    must hold the same points and seeds.
     """
     from solve.experiments.plan import Manifest
 
@@ -135,13 +149,15 @@ def merge_experiments(dirs: Sequence[Path], tasks: Sequence[Any] | None = None) 
         if man.kind != first.kind or [p.name for p in man.points] != names:
             raise MergeError(f"{d}: a {man.kind} over points {[p.name for p in man.points]}, "
                              f"but {dirs[0]} is a {first.kind} over {names}")
-    merged = {p.name: merge_runs([d / p.name for d in dirs], tasks) for p in first.points}
+        if man.seeds != first.seeds:
+            raise MergeError(f"{d}: seeds {man.seeds or 'of the config'}, but {dirs[0]} has {first.seeds or 'those of the config'}")
+    merged = {rel: merge_runs([d / rel for d in dirs], tasks) for _, _, rel in first.runs()}
     if tasks is not None:
         task_ids = [t.id for t in tasks]
     else:
         task_ids = sorted({t for man in manifests for t in man.task_ids})
     manifest = Manifest(first.kind, first.points, task_ids, first.params, first.config, first.base_overrides,
-                        None, [str(d) for d in dirs])
+                        None, [str(d) for d in dirs], list(first.seeds))
     return manifest, merged
 
 

@@ -1,7 +1,10 @@
 """Ablations and sweeps: a grid of config points, each run as a normal, resumable run directory.
 
-    DIR/experiment.json   what was asked: kind, points (name, overrides, values), task ids, shard
-    DIR/<point>/          one run directory per point (solve/pipeline/rundir.py), same tasks and seeds for all
+    DIR/experiment.json   what was asked: kind, points (name, overrides, values), task ids, seeds, shard
+    DIR/<point>/          one run directory per point (solve/pipeline/rundir.py), same tasks and seeds for all;
+                          with several seeds (`--seeds 0,1,2`) one per point and seed: DIR/<point>/seed=<s>/
+    DIR/adapters/         trained adapters shared by the runs (`run.adapter_cache`): a point that changes
+                          only inference keys (solve.*, sandbox.*) loads each task's adapter instead of training
     DIR/ablation.* or DIR/sweep.*   tables and plots over the points (solve/experiments/tables.py)
 
 Every point's config is validated before anything runs, and all problems are reported at once.
@@ -24,9 +27,11 @@ import yaml
 from pydantic import BaseModel
 
 from solve.pipeline.runconfig import ConfigError, RunConfig, load_config
+from solve.pipeline.rundir import RESUME_SAFE_KEYS, config_diff, saved_config
 
 ABLATION_SETS = ("none", "geometric", "color", "geometric+color", "all")
 MANIFEST = "experiment.json"
+ADAPTERS = "adapters"  # DIR/adapters: the experiment's adapter cache (run.adapter_cache)
 # The issue that asked for sweeps wrote `ttt.steps`; the schema's section is `train`. Accepting the
 # section alias avoids a confusing failure, and points are always named by the canonical key.
 SECTION_ALIASES = {"ttt": "train"}
@@ -233,6 +238,16 @@ class Manifest:
     base_overrides: list[str] = field(default_factory=list)
     shard: str | None = None
     merged_from: list[str] = field(default_factory=list)
+    # --seeds: every point runs once per seed. [] = once at the config's run.seed (as before seeds existed).
+    seeds: list[int] = field(default_factory=list)
+
+    @property
+    def multi_seed(self) -> bool:
+        return is_multi_seed(self.seeds)
+
+    def runs(self) -> list[tuple[Point, int | None, str]]:
+        """(point, seed or None, directory relative to DIR) of every run, point by point, seeds in order."""
+        return expand_runs(self.points, self.seeds)
 
     def write(self, out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
@@ -250,52 +265,118 @@ def is_experiment(path: Path) -> bool:
     return (path / MANIFEST).is_file()
 
 
+def is_multi_seed(seeds: Sequence[int]) -> bool:
+    """Several seeds: runs go one level down (DIR/<point>/seed=<s>); one seed keeps DIR/<point>."""
+    return len(seeds) > 1
+
+
+def run_dir_name(point: str, seed: int | None, seeds: Sequence[int]) -> str:
+    """The run's directory relative to DIR."""
+    return f"{point}/seed={seed}" if is_multi_seed(seeds) else point
+
+
+def expand_runs(points: Sequence[Point], seeds: Sequence[int]) -> list[tuple[Point, int | None, str]]:
+    """(point, seed or None, directory relative to DIR) of every run, point by point, seeds in order."""
+    each: list[int | None] = list(seeds) or [None]
+    return [(p, s, run_dir_name(p.name, s, seeds)) for p in points for s in each]
+
+
+def parse_seeds(text: str | None) -> list[int]:
+    """'0,1,2' -> [0, 1, 2]; None or '' -> [] (the config's run.seed); raises ValueError with the reason."""
+    if not text or not text.strip():
+        return []
+    try:
+        seeds = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds {text!r}: give comma-separated integers, e.g. 0,1,2") from None
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds {text!r}: a seed is given twice")
+    return seeds
+
+
 # --- running ----------------------------------------------------------------------------------------
 
 
-def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, dict):
-        return {prefix: d}
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out |= _flat(v, f"{prefix}.{k}" if prefix else str(k))
-    return out
+@dataclass
+class Run:
+    """One run directory of an experiment: a point at one seed, with its final config."""
+
+    point: Point
+    seed: int | None  # None: the config's own run.seed (no --seeds)
+    path: Path
+    cfg: RunConfig
 
 
-def config_diff(a: dict[str, Any] | None, b: dict[str, Any] | None) -> list[str]:
-    """Dotted keys whose values differ between two config dicts."""
-    fa, fb = _flat(a or {}), _flat(b or {})
-    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
+def seeded_config(cfg: RunConfig, seed: int) -> RunConfig:
+    """`cfg` at `seed`: run.seed (augmentation, sampling) and train.seed (adapter init, sample order),
+    so the spread over seeds covers all of the run's randomness; a train.seed the config, --set or
+    --param gives explicitly stays fixed (the user asked for it)."""
+    update: dict[str, Any] = {"run": cfg.run.model_copy(update={"seed": seed})}
+    if "seed" not in cfg.train.model_fields_set:
+        update["train"] = cfg.train.model_copy(update={"seed": seed})
+    return cfg.model_copy(update=update)
 
 
-def saved_config(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        return None
-    return (yaml.safe_load(path.read_text()) or {}).get("config")
+def with_adapter_cache(cfg: RunConfig, run_dir: Path, cache: Path) -> RunConfig:
+    """`cfg` sharing the experiment's adapter cache, unless the user set run.adapter_cache (even to
+    null), or the run directory holds results of a config from before the cache existed (keeping
+    that config lets it resume)."""
+    if "adapter_cache" in cfg.run.model_fields_set:
+        return cfg
+    saved = saved_config(run_dir) if _has_results(run_dir) else None
+    if saved is not None and "adapter_cache" not in (saved.get("run") or {}):
+        return cfg
+    return cfg.model_copy(update={"run": cfg.run.model_copy(update={"adapter_cache": str(cache.resolve())})})
+
+
+def plan_runs(points: Sequence[Point], cfgs: Sequence[RunConfig], out: Path, seeds: Sequence[int] = ()) -> list[Run]:
+    """Every run of the experiment (point-major, seeds in order) with its directory and final config."""
+    by_name = {p.name: cfg for p, cfg in zip(points, cfgs)}
+    runs = []
+    for p, seed, rel in expand_runs(points, seeds):
+        cfg = by_name[p.name] if seed is None else seeded_config(by_name[p.name], seed)
+        runs.append(Run(p, seed, out / rel, with_adapter_cache(cfg, out / rel, out / ADAPTERS)))
+    return runs
 
 
 def check_resumable(run_dir: Path, cfg: RunConfig) -> None:
-    """Refuse to add results of one config to a directory holding results of another."""
-    from solve.pipeline.rundir import read_results
-
-    if not read_results(run_dir / "results.jsonl"):
+    """Refuse to add results of one config to a directory holding results of another (the keys that
+    solve.pipeline.rundir lets differ on resume excepted, so this check and RunDir.open agree)."""
+    if not _has_results(run_dir):
         return
-    diff = config_diff(saved_config(run_dir), cfg.model_dump(mode="json"))
+    diff = [k for k in config_diff(saved_config(run_dir), cfg.model_dump(mode="json")) if k not in RESUME_SAFE_KEYS]
     if diff:
         raise ExperimentError(f"{run_dir} holds results of a different config (keys: {', '.join(diff)}); use a new --out")
 
 
-def check_points(points: Sequence[Point], cfgs: Sequence[RunConfig], out: Path) -> None:
-    """Raise ExperimentError naming every point directory that holds results of another config."""
+def check_layout(out: Path, seeds: Sequence[int]) -> None:
+    """Refuse to switch DIR between one seed (DIR/<point>) and several (DIR/<point>/seed=<s>) once it has
+    results: the new runs would nest inside, or sit beside, the old ones and never be tabulated together."""
+    if not is_experiment(out):
+        return
+    old = Manifest.read(out)
+    if old.multi_seed != is_multi_seed(seeds) and any(_has_results(out / rel) for _, _, rel in old.runs()):
+        was = f"--seeds {','.join(map(str, old.seeds))}" if old.multi_seed else "one seed (DIR/<point>)"
+        raise ExperimentError(f"{out} holds runs of {was}; resume it with the same layout, or use a new --out")
+
+
+def check_points(points: Sequence[Point], cfgs: Sequence[RunConfig], out: Path, seeds: Sequence[int] = ()) -> None:
+    """Raise ExperimentError naming every run directory that holds results of another config."""
+    check_layout(out, seeds)
     problems = []
-    for p, cfg in zip(points, cfgs):
+    for r in plan_runs(points, cfgs, out, seeds):
         try:
-            check_resumable(out / p.name, cfg)
+            check_resumable(r.path, r.cfg)
         except ExperimentError as e:
             problems.append(str(e))
     if problems:
         raise ExperimentError("\n".join(problems))
+
+
+def _has_results(run_dir: Path) -> bool:
+    from solve.pipeline.rundir import read_results
+
+    return bool(read_results(run_dir / "results.jsonl"))
 
 
 def _pending(run_dir: Path, task_ids: Sequence[str]) -> bool:
@@ -314,29 +395,32 @@ def run_points(
     progress: bool = True,
     load_engine: Callable[[RunConfig], Any] | None = None,
     run: Callable[..., Any] | None = None,
+    seeds: Sequence[int] = (),
 ) -> None:
-    """Run every point into out/<point.name>/, one after another (each resumes what is there)."""
+    """Run every point (once per seed with `seeds`) into its directory under `out`, one run after
+    another (each resumes what is there); every run shares the adapter cache out/adapters."""
     from solve.pipeline.run import RunOptions
     from solve.placement.dispatch import run_tasks
 
     run = run or run_tasks
-    check_points(points, cfgs, out)  # all checks first: do not fail at point 4 of 5
+    check_points(points, cfgs, out, seeds)  # all checks first: do not fail at point 4 of 5
+    runs = plan_runs(points, cfgs, out, seeds)
     engine, engine_key = None, None
     ids = [t.id for t in tasks]
-    for i, (p, cfg) in enumerate(zip(points, cfgs)):
-        console.rule(f"point {i + 1}/{len(points)}: {p.name}")
-        path = out / p.name
+    for i, r in enumerate(runs):
+        seed = "" if r.seed is None else f", seed {r.seed}"
+        console.rule(f"run {i + 1}/{len(runs)}: {r.point.name}{seed}" if seeds else f"point {i + 1}/{len(runs)}: {r.point.name}")
         use = None
         # Share the engine only for single-process placement with work to do; other placements
         # (per_gpu workers) load their own models, and a finished point must not load anything.
-        if cfg.placement.mode == "single" and _pending(path, ids):
-            key = json.dumps(cfg.model_dump(mode="json", include={"model", "lora"}), sort_keys=True)
+        if r.cfg.placement.mode == "single" and _pending(r.path, ids):
+            key = json.dumps(r.cfg.model_dump(mode="json", include={"model", "lora"}), sort_keys=True)
             if key != engine_key:
                 engine = None  # drop the previous model before loading the next one
-                engine = (load_engine or _load_engine)(cfg)
+                engine = (load_engine or _load_engine)(r.cfg)
                 engine_key = key
             use = engine
-        run(cfg, tasks, RunOptions(out=path, progress=progress), console, engine=use)
+        run(r.cfg, tasks, RunOptions(out=r.path, progress=progress), console, engine=use)
 
 
 def _load_engine(cfg: RunConfig) -> Any:

@@ -2,7 +2,8 @@
 
 matplotlib is imported inside each function: importing this module costs nothing, and commands that
 never plot never pay for it. Each figure has two panels because pass@2 is often 0 for a small model:
-the held-out NLL of the true test outputs after TTT still shows which setting trains better.
+the held-out NLL of the true test outputs after TTT still shows which setting trains better. With
+several seeds (`plot_seeds`) a third and fourth panel show paired differences against the baseline.
 """
 
 from __future__ import annotations
@@ -120,3 +121,80 @@ def _short(name: str) -> str:
         key, sep, value = part.partition("=")
         out.append(f"{key.rsplit('.', 1)[-1]}={value}" if sep else part)
     return " ".join(out)
+
+
+def plot_seeds(
+    rows: Sequence[dict[str, Any]],
+    diffs: Sequence[dict[str, Any]],
+    seed_rows: Sequence[dict[str, Any]],
+    seed_diffs: Sequence[dict[str, Any]],
+    fronts: dict[str, list[int]],
+    path: Path,
+    title: str,
+    vs_time: bool,
+) -> None:
+    """An experiment run at several seeds. Top: pass@2 and NLL after TTT per point, mean +- std over
+    seeds with each seed as a gray dot (against mean seconds per task for a sweep, Pareto front in red;
+    by point for an ablation). Bottom: paired differences against the baseline (first point), mean +-
+    std over seeds with each seed's difference as a dot; a bar crossing 0 is within seed noise."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(max(11.0, 1.6 * len(rows) + 6), 8.4), constrained_layout=True)
+    for ax, (metric, label) in zip(axes[0], (("pass2", "pass@2 (higher is better)"),
+                                            ("nll_after", "held-out NLL per token after TTT (lower is better)"))):
+        if vs_time:
+            _seed_panel_vs_time(ax, rows, seed_rows, fronts.get(metric, []), metric)
+        else:
+            _seed_panel(ax, [r["point"] for r in rows], rows, seed_rows, metric)
+        ax.set_ylabel(label)
+        if metric == "pass2":
+            ax.set_ylim(-0.05, 1.05)
+    base = diffs[0]["baseline"] if diffs else (rows[0]["point"] if rows else "")
+    for ax, (metric, label) in zip(axes[1], (("pass2", "pass@2"), ("nll_after", "NLL after TTT"))):
+        _seed_panel(ax, [d["point"] for d in diffs], diffs, seed_diffs, metric)
+        ax.axhline(0.0, color="black", lw=0.8)
+        ax.set_ylabel(f"paired difference in {label}\n(point - {base}, mean over tasks)")
+    if axes[0][0].get_legend_handles_labels()[0]:
+        axes[0][0].legend(fontsize=7, loc="best")
+    n_seeds = max((r["seeds"] for r in rows), default=0)
+    fig.suptitle(f"{title} ({n_seeds} seeds, mean +- std)")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _seed_panel(ax: Any, names: list[str], rows: Sequence[dict[str, Any]], seed_rows: Sequence[dict[str, Any]], metric: str) -> None:
+    """Per name on a categorical x axis: mean +- std as a diamond with error bar, each seed as a dot."""
+    x = list(range(len(names)))
+    for xi, r in zip(x, rows):
+        vals = [s[metric] for s in seed_rows if s["point"] == r["point"] and s.get(metric) is not None]
+        ax.scatter([xi + o for o in _jitter(len(vals))], vals, s=14, color="gray", zorder=2,
+                   label="one seed" if xi == 0 else None)
+        if r.get(metric) is not None:
+            ax.errorbar([xi], [r[metric]], yerr=[r.get(f"{metric}_std") or 0.0], fmt="D", color="tab:blue", ms=7,
+                        capsize=5, zorder=3, label="mean +- std over seeds" if xi == 0 else None)
+            ax.annotate(f"{r[metric]:.3f}", (xi, r[metric]), textcoords="offset points", xytext=(9, -3), fontsize=8)
+    if not any(r.get(metric) is not None for r in rows):
+        ax.text(0.5, 0.5, "not available", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xticks(x, names, rotation=20, ha="right")
+    ax.set_xlim(-0.6, max(len(names), 1) - 0.4)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _seed_panel_vs_time(ax: Any, rows: Sequence[dict[str, Any]], seed_rows: Sequence[dict[str, Any]], front: list[int],
+                        metric: str) -> None:
+    """Metric against mean seconds per task: each seed as a gray dot, each point's mean +- std (both axes)."""
+    dots = [s for s in seed_rows if s.get(metric) is not None]
+    ax.scatter([s["sec_mean"] for s in dots], [s[metric] for s in dots], s=12, color="lightgray", label="one seed")
+    shown = [i for i, r in enumerate(rows) if r.get(metric) is not None]
+    for i in shown:
+        r = rows[i]
+        ax.errorbar([r["sec_mean"]], [r[metric]], xerr=[r.get("sec_mean_std") or 0.0], yerr=[r.get(f"{metric}_std") or 0.0],
+                    fmt="o", color="tab:blue", ms=6, capsize=4, label="mean +- std" if i == shown[0] else None)
+        ax.annotate(_short(r["point"]), (r["sec_mean"], r[metric]), textcoords="offset points", xytext=(5, 5), fontsize=7)
+    on = sorted(front, key=lambda i: rows[i]["sec_mean"])
+    if on:
+        ax.plot([rows[i]["sec_mean"] for i in on], [rows[i][metric] for i in on], "-o", color="tab:red", ms=4,
+                drawstyle="steps-post", label="Pareto front (means)", zorder=1)
+    if not shown:
+        ax.text(0.5, 0.5, "not available (no known test outputs)", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("mean seconds per task")
+    ax.grid(alpha=0.3)

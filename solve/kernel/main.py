@@ -8,9 +8,18 @@ Order of work, chosen so that every failure still leaves a complete, valid submi
   3. detect the public placeholder file and, if so, run only a few small tasks with a short deadline;
   4. run_tasks with that deadline: the budget planner orders tasks largest first, gives each a share,
      stops starting tasks near the deadline; every finished task rewrites submission.json atomically;
-  5. a watchdog ends the process at deadline + half the margin, whatever is running: the submission
-     on disk is valid at every instant, so a hard exit loses at most the tasks in flight;
-  6. validate the submission again and repair any entry that is not valid (placeholders).
+  5. a watchdog ends the process at deadline + half the margin, whatever is running: it SIGKILLs the
+     per_gpu workers and deepspeed ranks this process started (they would otherwise outlive it and
+     keep the notebook's output pipe open), then exits; the submission on disk is valid at every
+     instant, so a hard exit loses at most the tasks in flight. A run that raises (an orchestration
+     bug, a broken pipe) is resumed once from the run directory before the kernel gives up;
+  6. validate the submission again and repair any entry that is not valid (placeholders);
+  7. exit with os._exit after stopping any child still alive: interpreter teardown (multiprocessing's
+     join of its children, non-daemon threads of libraries) must not hang a finished kernel.
+
+Every task id of the challenges file is answered: a task that does not parse is kept as an
+`UnloadableTask` (placeholders for each test input of it that can be read), recorded as failed at
+stage "load" in results.jsonl, and never solved.
 
 The run directory IS the working directory (/kaggle/working): RunDir writes submission.json there
 atomically after each task, so there is one file, one writer and nothing to keep in sync. Its other
@@ -38,6 +47,7 @@ TWELVE_HOURS_S = 12 * 3600.0
 START_ENV = "ARC_TTT_KERNEL_START"  # epoch seconds, set by the notebook's first cell
 KERNEL_FILE = "kernel.json"
 PLACEHOLDER_DIR = "arc-ttt-placeholder-run"
+RUN_TRIES = 2  # a run that raises is resumed once (finished tasks are kept on disk)
 
 
 @dataclass
@@ -146,9 +156,8 @@ class Watchdog:
 
     def _fire(self) -> None:
         log(f"watchdog: hard stop at {time.strftime('%H:%M:%S', time.localtime(self.at))}; submission.json on disk is valid")
+        stop_children()
         sys.stdout.flush()
-        if "solve.placement.ds_launch" in sys.modules:  # launched deepspeed ranks would outlive os._exit and keep writing
-            sys.modules["solve.placement.ds_launch"].stop_launched()
         os._exit(self.exit_code)
 
     def __enter__(self) -> Watchdog:
@@ -159,25 +168,46 @@ class Watchdog:
         self._timer.cancel()
 
 
+def stop_children() -> None:
+    """SIGKILL the per_gpu workers and deepspeed ranks this process started, if any: they would outlive
+    os._exit, keep writing and hold the notebook's output pipe open. Imports nothing new: a placement
+    that was never imported started nothing."""
+    if "solve.placement.per_gpu" in sys.modules:
+        sys.modules["solve.placement.per_gpu"].stop_workers()
+    if "solve.placement.ds_launch" in sys.modules:
+        sys.modules["solve.placement.ds_launch"].stop_launched()
+
+
 def smallest_tasks(tasks: Sequence[Any], n: int) -> list[Any]:
+    """The n cheapest tasks that can be solved (never one that failed to load)."""
+    from augment.tasks import UnloadableTask
     from solve.pipeline.budget import task_cost
 
-    return sorted(tasks, key=lambda t: (task_cost(t), t.id))[: max(0, n)]
+    usable = [t for t in tasks if not isinstance(t, UnloadableTask)]
+    return sorted(usable, key=lambda t: (task_cost(t), t.id))[: max(0, n)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     entered = time.time()
     from augment.tasks import load_challenges
-    from solve.pipeline.rundir import RunDir
+    from solve.pipeline.rundir import RunDir, RunDirError
 
     loaded = load_challenges(args.challenges)
-    for issue in loaded.issues:  # a task we cannot parse cannot be answered; say so loudly
-        log(f"WARNING: skipped task {issue.task_id}: {issue.problem}")
-    tasks = loaded.tasks
+    for issue in loaded.issues:  # a task we cannot parse cannot be solved, but its id must be answered
+        log(f"WARNING: task {issue.task_id} cannot be loaded ({issue.problem}); it keeps placeholder attempts "
+            f"({issue.tests_read} of {len(issue.test_inputs)} test input(s) readable) and is recorded as failed")
+    tasks = loaded.with_unloadable()
     work = args.working
-    # 1. A complete, valid submission before anything slow or fragile (RunDir.open keeps finished tasks on resume).
-    run = RunDir.open(work, tasks, None)
+    # 1. A complete, valid submission before anything slow or fragile (RunDir.open keeps finished tasks
+    # on resume, records the tasks that failed to load, and locks the directory for this process).
+    try:
+        run = RunDir.open(work, tasks, None)
+    except RunDirError as e:  # another kernel writes this directory: leave it (and its submission) alone
+        log(f"ERROR: {e}")
+        return 2
+    for note in run.notes:
+        log(f"WARNING: {note}")
     log(f"{len(tasks)} task(s) from {args.challenges}; placeholder submission written to {run.submission_path}")
 
     # 2. The clock.
@@ -235,9 +265,6 @@ def _load_cfg(args: argparse.Namespace, extra: Sequence[str] = ()) -> Any:
 
 
 def _run_all(args: argparse.Namespace, clock: KernelClock, tasks: Sequence[Any], work: Path) -> None:
-    from solve.pipeline.run import RunOptions
-    from solve.placement.dispatch import run_tasks
-
     cfg = _load_cfg(args)
     left = clock.left()
     if left < args.min_start_s:  # loading the model alone could take this long: keep the placeholders
@@ -245,14 +272,11 @@ def _run_all(args: argparse.Namespace, clock: KernelClock, tasks: Sequence[Any],
         return
     lanes = kernel_lanes(cfg, args.lanes)
     log(f"solving {len(tasks)} task(s) with {lanes} lane(s), global deadline in {left:.0f}s")
-    run_tasks(cfg, tasks, RunOptions(out=work, global_deadline_s=left, lanes=lanes, progress=args.progress))
+    _run_resuming(cfg, tasks, work, time.time() + left, lanes, args)
 
 
 def _run_placeholder(args: argparse.Namespace, clock: KernelClock, tasks: Sequence[Any], run: Any) -> None:
     """A short pipeline on the smallest few tasks (proves install, model, GPUs work), merged in at the end."""
-    from solve.pipeline.run import RunOptions
-    from solve.placement.dispatch import run_tasks
-
     cfg = _load_cfg(args, args.placeholder_set)
     subset = smallest_tasks(tasks, args.placeholder_tasks)
     left = min(clock.left(), args.placeholder_deadline_s)
@@ -261,11 +285,49 @@ def _run_placeholder(args: argparse.Namespace, clock: KernelClock, tasks: Sequen
         return
     lanes = kernel_lanes(cfg, args.lanes)
     log(f"placeholder mode: {len(subset)} smallest task(s), deadline {left:.0f}s, {lanes} lane(s)")
-    sub = run_tasks(cfg, subset, RunOptions(out=run.path / PLACEHOLDER_DIR, global_deadline_s=left, lanes=lanes, progress=args.progress))
-    for tid, rec in sub.done.items():
+    sub = _run_resuming(cfg, subset, run.path / PLACEHOLDER_DIR, time.time() + left, lanes, args)
+    for tid, rec in (sub.done.items() if sub is not None else ()):
         if tid not in run.done:
             run.record(rec)
 
 
+def _run_resuming(cfg: Any, tasks: Sequence[Any], out: Path, end_at: float, lanes: int, args: argparse.Namespace) -> Any:
+    """run_tasks until `end_at` (epoch seconds). A run that raises is resumed once from its directory
+    (finished tasks stay finished): a one-off orchestration failure, a broken pipe to a worker, must
+    not cost the rest of a 12-hour run. Returns the run directory, or None when no time was left."""
+    import traceback
+
+    from solve.pipeline.run import RunOptions
+    from solve.pipeline.rundir import RunDirError
+    from solve.placement.dispatch import run_tasks
+
+    for attempt in range(1, RUN_TRIES + 1):
+        left = end_at - time.time()
+        if left < args.min_start_s:
+            log(f"only {left:.0f}s left (< --min-start-s {args.min_start_s:.0f}): not (re)starting the run")
+            return None
+        try:
+            return run_tasks(cfg, tasks, RunOptions(out=out, global_deadline_s=left, lanes=lanes, progress=args.progress))
+        except RunDirError:  # locked by another process, or another config's results: resuming cannot help
+            raise
+        except Exception as e:  # any failure of the run loop is retried once, by resuming
+            if attempt == RUN_TRIES:
+                raise
+            stop_children()  # whatever the failed run left running must not compete with the resumed one
+            log(f"WARNING: the run failed ({type(e).__name__}: {e}); resuming it from {out} (try {attempt + 1} of {RUN_TRIES})")
+            traceback.print_exc()
+    return None
+
+
+def exit_now(rc: int) -> None:
+    """End the process with `rc` without interpreter teardown, after stopping any child still alive.
+    Everything that matters is already durable (fsynced records, an atomically replaced submission);
+    teardown is where a join on a stuck child or a library's non-daemon thread could hang forever."""
+    stop_children()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_now(main())

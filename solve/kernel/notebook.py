@@ -70,13 +70,21 @@ print(gpus.stdout or gpus.stderr or "no nvidia-smi: running on CPU")"""
 
 CELL_RUN = """\
 # The run, in a child process: its log streams here; a crash or a hard stop leaves the submission valid.
+# The cell waits for the process, not for the end of its output: a stray grandchild that still holds
+# the pipe (a worker stuck in a driver call) must not keep the cell running.
 if INSTALLED:
+    import threading
     cmd = [sys.executable, "-m", "solve.kernel.main", "--config", f"{BUNDLE}/configs/{config}",
            "--challenges", CHALLENGES, "--working", WORKING, "--set", f"model.source={MODEL}"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout:
-        print(line, end="")
-    print("kernel exit code", proc.wait())"""
+    def pump():
+        for line in proc.stdout:
+            print(line, end="")
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    rc = proc.wait()
+    reader.join(30)
+    print("kernel exit code", rc)"""
 
 CELL_REPORT = """\
 # Timeline (one row per GPU worker) and a last check that every task has an entry.

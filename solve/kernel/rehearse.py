@@ -118,7 +118,7 @@ def check(fake: FakeKaggle, rc: int, output: str, wall_s: float) -> Rehearsal:
     from solve.pipeline.rundir import read_results
     from solve.select.submission import score, validate_submission
 
-    tasks = load_challenges(fake.challenges).tasks
+    tasks = load_challenges(fake.challenges).with_unloadable()  # every id must be answered, even one that does not load
     sub_path = fake.working / "submission.json"
     sub = json.loads(sub_path.read_text()) if sub_path.is_file() else None
     problems = validate_submission(sub, tasks) if sub is not None else [f"{sub_path} not found"]
@@ -160,3 +160,21 @@ def report_text(r: Rehearsal) -> str:
     if r.score is not None:
         lines.append(f"score on the rehearsal tasks: {r.score:.4f}")
     return "\n".join(lines)
+
+
+def processes_with_env(key: str, value: str) -> list[int]:
+    """Pids of this user's live processes whose environment has key=value: what a rehearsal (run with a
+    unique marker in its environment) left running after the kernel ended. Zombies do not count."""
+    needle = f"{key}={value}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue
+            if needle in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+        except (OSError, IndexError):  # gone meanwhile, or not ours to read
+            continue
+    return found

@@ -13,7 +13,13 @@ How it works:
   first served. Unused time of a fast task flows to the tasks after it.
 - Sizing: seconds per training step per cost unit and the non-training overhead per cost unit are
   measured from finished tasks; the planned steps are the configured steps scaled down so that
-  overhead + steps x step time fits the share (never below `min_steps`, never above configured).
+  overhead + steps x step time fits the share and training fits its part of the share
+  (`run.ttt_time_fraction`, which the pipeline enforces as training's deadline), never below
+  `min_steps`, never above configured.
+- What is learned: step time from every task that trained (it is measured per step, so a cut run
+  measures it as well as a full one); overhead only from tasks no deadline cut short
+  (`deadline_cut`). A cut task's overhead is whatever was left when time ran out, often near zero;
+  learning it would plan full training again and cut the next task the same way.
 - Hard limits: a task's deadline is never past its cap or the global deadline. When the time left
   is below `min_task_s` the planner stops starting tasks; they keep placeholder attempts.
 """
@@ -48,6 +54,7 @@ class BudgetPlanner:
     task_cap_s: float = 1200.0
     min_task_s: float = 5.0
     min_steps: int = 1
+    train_fraction: float = 1.0  # the share of a task's time its training may use (run.ttt_time_fraction)
     pending_cost: float = 0.0  # cost of tasks not started yet
     running: dict[str, float] = field(default_factory=dict)  # task id -> its deadline
     _sec_per_step_unit: list[float] = field(default_factory=list)
@@ -56,7 +63,7 @@ class BudgetPlanner:
     @classmethod
     def for_run(cls, cfg, deadline: float, lanes: int) -> BudgetPlanner:
         """The planner of a run with config `cfg` (a RunConfig) that must end by `deadline`."""
-        return cls(deadline, lanes, cfg.train.steps, task_cap_s=cfg.run.task_timeout_s or 1e9)
+        return cls(deadline, lanes, cfg.train.steps, task_cap_s=cfg.run.task_timeout_s or 1e9, train_fraction=cfg.run.ttt_time_fraction)
 
     def order(self, tasks: Sequence[Task]) -> list[Task]:
         """Largest first; registers their total cost as the work that remains."""
@@ -82,22 +89,52 @@ class BudgetPlanner:
         self.running[task.id] = now + seconds
         return TaskBudget(seconds, now + seconds, steps, why)
 
+    def requeue(self, task: Task) -> None:
+        """A started task goes back to the not-started pool (its worker died and it will be retried):
+        its lane is free again and its cost counts as pending again, so that the retry's `allot`
+        charges it once. Without this the retry subtracts the cost a second time, and every later
+        task's share is computed over too small a remainder (inflated shares, then nothing left)."""
+        if self.running.pop(task.id, None) is not None:
+            self.pending_cost += task_cost(task)
+
     def _steps_for(self, seconds: float, cost: float) -> tuple[int, str]:
         if not self._sec_per_step_unit:
             return self.steps, "no measurements yet: configured steps, deadline enforced"
         step_s = _median(self._sec_per_step_unit) * cost
-        overhead_s = _median(self._overhead_unit) * cost
-        fit = int((seconds - overhead_s) / step_s) if step_s > 0 else self.steps
+        # No uncut task measured yet: no overhead estimate, the training fraction alone bounds it.
+        overhead_s = _median(self._overhead_unit) * cost if self._overhead_unit else 0.0
+        train_s = min(seconds - overhead_s, self.train_fraction * seconds)
+        fit = int(train_s / step_s) if step_s > 0 else self.steps
         steps = max(self.min_steps, min(self.steps, fit))
         return steps, f"share {seconds:.0f}s: overhead ~{overhead_s:.1f}s + {steps} x {step_s:.2f}s/step"
 
-    def observe(self, task: Task, total_s: float, train_s: float, steps: int) -> None:
-        """Learn from a finished task: per-cost-unit step time and overhead; frees its lane."""
+    def observe(self, task: Task, total_s: float, train_s: float, steps: int, cut: bool = False) -> None:
+        """Learn from a finished task: per-cost-unit step time, and overhead unless a deadline `cut`
+        the task or one of its stages short (see `deadline_cut`); frees its lane."""
         self.running.pop(task.id, None)
         cost = task_cost(task)
         if steps > 0 and train_s > 0:
             self._sec_per_step_unit.append(train_s / steps / cost)
-        self._overhead_unit.append(max(0.0, total_s - train_s) / cost)
+        if not cut:
+            self._overhead_unit.append(max(0.0, total_s - train_s) / cost)
+
+
+def deadline_cut(record: dict) -> bool:
+    """True when a deadline cut the task short: status 'deadline', training stopped by its deadline,
+    or a stage that says it ran into the deadline (generation stopped by `max_time`, scoring skipped)."""
+    if record.get("status") == "deadline":
+        return True
+    for info in record.get("stages", {}).values():
+        if info.get("stopped_by") == "deadline" or info.get("deadline_hit") or info.get("scoring_skipped"):
+            return True
+    return False
+
+
+def observe_record(planner: BudgetPlanner, task: Task, record: dict) -> None:
+    """`planner.observe` with what a task record says: its seconds, training's own seconds and steps, and whether it was cut."""
+    t = record.get("stages", {}).get("ttt", {})
+    train_s = t.get("train_seconds", t.get("seconds", 0.0))  # records before train_seconds: the stage time
+    planner.observe(task, record.get("seconds", 0.0), train_s, t.get("steps", 0), cut=deadline_cut(record))
 
 
 def task_deadline(start: float, deadline: float | None, task_timeout_s: float | None) -> float | None:

@@ -16,6 +16,7 @@ def _stat(values: Sequence[float]) -> dict[str, float]:
 def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Score, failures, time per stage (mean and p90 seconds) and counts over task records."""
     scored = [r["score"] for r in records if r.get("score") is not None]
+    outputs, outputs_solved = test_output_counts(records)
     stages: dict[str, list[float]] = {}
     for r in records:
         for name, info in r.get("stages", {}).items():
@@ -30,8 +31,11 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "failed": sum(r.get("status") == "failed" for r in records),
         "deadline": sum(r.get("status") == "deadline" for r in records),
         "scored_tasks": len(scored),
-        "score": float(np.mean(scored)) if scored else None,
+        "score": float(np.mean(scored)) if scored else None,  # Kaggle's metric: the mean over tasks
         "solved": sum(s == 1.0 for s in scored),
+        "test_outputs": outputs,  # test outputs of the scored tasks
+        "test_outputs_solved": outputs_solved,  # ... that either attempt got exactly right
+        "test_output_fraction": outputs_solved / outputs if outputs else None,
         "seconds_per_task": _stat([float(r.get("seconds", 0.0)) for r in records]),
         "stages": {k: _stat(v) for k, v in stages.items()},
         "programs_verified_per_task": float(np.mean([v.get("verified", 0) for v in verify])) if verify else 0.0,
@@ -45,13 +49,42 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def test_output_counts(records: Sequence[dict[str, Any]]) -> tuple[int, int]:
+    """(test outputs, test outputs solved) over the scored records: a record's score is the fraction
+    of its test inputs solved and it has one attempts entry per test input."""
+    total = solved = 0
+    for r in records:
+        if r.get("score") is not None:
+            n = len(r.get("attempts") or [])
+            total += n
+            solved += round(r["score"] * n)
+    return total, solved
+
+
+def score_line(s: dict[str, Any]) -> str:
+    """Both views of the score: the mean over tasks (the metric) and the fraction of test outputs solved."""
+    if s["score"] is None:
+        return "n/a (no solutions)"
+    return (
+        f"{s['score']:.4f} mean over tasks ({s['solved']}/{s['scored_tasks']} tasks solved); "
+        f"test outputs solved: {s['test_outputs_solved']}/{s['test_outputs']} ({_fmt(s['test_output_fraction'])})"
+    )
+
+
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.3f}"
 
 
-def report_markdown(records: Sequence[dict[str, Any]], title: str = "arc-ttt run") -> str:
+def isolation_line(isolation: dict[str, str] | None) -> str:
+    """The report's line on what confined generated programs (`Sandbox.isolation`)."""
+    if not isolation:
+        return "- program sandbox isolation: not recorded"
+    return "- program sandbox isolation: " + ", ".join(f"{k} {v}" for k, v in isolation.items())
+
+
+def report_markdown(records: Sequence[dict[str, Any]], title: str = "arc-ttt run", isolation: dict[str, str] | None = None) -> str:
     s = summarize(records)
-    score = "n/a (no solutions)" if s["score"] is None else f"{s['score']:.4f} ({s['solved']}/{s['scored_tasks']} tasks solved)"
+    score = score_line(s)
     lines = [
         f"# {title}",
         "",
@@ -61,6 +94,7 @@ def report_markdown(records: Sequence[dict[str, Any]], title: str = "arc-ttt run
         f"- programs verified per task: {s['programs_verified_per_task']:.2f}; tasks with a verified program: "
         f"{s['tasks_with_verified_program']}",
         f"- held-out NLL of true test outputs (per token): before TTT {_fmt(s['heldout_nll_before'])}, after {_fmt(s['heldout_nll_after'])}",
+        isolation_line(isolation),
         "",
         "| stage | mean s | p90 s |",
         "|---|---|---|",

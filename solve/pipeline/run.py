@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from solve.pipeline.budget import observe_record
 from solve.pipeline.report import report_markdown, summarize
 from solve.pipeline.rundir import RunDir
 from solve.pipeline.stages import failed_record
@@ -44,7 +45,7 @@ def one_task(task, cfg, engine, sandbox, planner, solve, run: RunDir, opts: RunO
         return skipped
     deadline, steps = (None, None) if budget is None else (budget.deadline, budget.steps)
     try:
-        rec = solve(task, cfg, engine, sandbox, deadline=deadline, train_steps=steps, on_stage=on_stage)
+        rec = solve(task, cfg, engine, sandbox, deadline=deadline, train_steps=steps, on_stage=on_stage, artifacts_dir=run.path)
     except Exception as e:  # solve_task records its own failures; this is a bug outside any stage
         rec = failed_record(task, "pipeline", e, time.monotonic() - start)
     return end_task(task, rec, budget, planner, run, opts)
@@ -75,8 +76,7 @@ def begin_task(task, planner, run: RunDir, opts: RunOptions, now: float, worker:
 def end_task(task, rec: dict[str, Any], budget, planner, run: RunDir, opts: RunOptions, worker: int = 0) -> dict[str, Any]:
     """Tell the planner what the task cost, note its plan in the record, log the finish."""
     if planner is not None:
-        t = rec.get("stages", {}).get("ttt", {})
-        planner.observe(task, rec.get("seconds", 0.0), t.get("seconds", 0.0), t.get("steps", 0))
+        observe_record(planner, task, rec)  # a deadline-cut task teaches step time, never overhead
     if budget is not None:  # a planner's share, or a retry's cap
         seconds = round(budget.seconds, 2) if math.isfinite(budget.seconds) else None
         rec["plan"] = {"seconds": seconds, "steps": budget.steps, "reason": budget.reason}
@@ -95,7 +95,7 @@ def _timeline(run: RunDir, opts: RunOptions, task_id: str, event: str, at: float
 
 def finish_run(run: RunDir, console: Console) -> None:
     records = [run.done[t.id] for t in run.tasks if t.id in run.done]
-    (run.path / "report.md").write_text(report_markdown(records, f"arc-ttt run: {run.path.name}"))
+    (run.path / "report.md").write_text(report_markdown(records, f"arc-ttt run: {run.path.name}", isolation=run.isolation))
     print_summary(records, console)
     console.print(f"submission: {run.submission_path}")
 
@@ -119,6 +119,7 @@ def print_summary(records: Sequence[dict[str, Any]], console: Console) -> None:
     console.print(table)
     s = summarize(records)
     if s["score"] is not None:
-        console.print(f"[bold]score: {s['score']:.4f}[/] ({s['solved']}/{s['scored_tasks']} tasks solved)")
+        console.print(f"[bold]score: {s['score']:.4f}[/] (mean over tasks; {s['solved']}/{s['scored_tasks']} tasks solved; "
+                      f"{s['test_outputs_solved']}/{s['test_outputs']} test outputs solved)")
     stage_txt = ", ".join(f"{k} {v['mean']:.1f}s" for k, v in s["stages"].items())
     console.print(f"mean time per stage: {stage_txt}")

@@ -55,7 +55,12 @@ class RunSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     seed: int = Field(0, description="seed for augmentation, adapter init, training order and sampling")
-    task_timeout_s: float | None = Field(None, gt=0, description="wall-clock cap per task (all stages); None = no cap")
+    task_timeout_s: float | None = Field(
+        None, gt=0,
+        description="wall-clock cap per task (all stages); None = no deadline inside the pipeline (under a global deadline the "
+        "planner's share still applies), but per_gpu still kills a worker whose task runs past 1 h + 2 min (a hang guard, "
+        "solve.placement.per_gpu.DEFAULT_TASK_CAP_S + WATCHDOG_MARGIN_S)",
+    )
     ttt_time_fraction: float = Field(
         0.5, gt=0, le=1, description="share of a task's remaining time that training may use when the task has a deadline"
     )
@@ -63,6 +68,37 @@ class RunSection(BaseModel):
         False, description="also adapt once per held-out train pair and record its NLL (costly; for ablations)"
     )
     eval_nll: bool = Field(True, description="when test outputs are known, record their NLL before and after adaptation")
+    save_candidates: bool = Field(
+        True, description="write every sampled program and grid candidate, with scores, to DIR/tasks/<task_id>.json (size-capped)"
+    )
+    adapter_cache: str | None = Field(
+        None,
+        description="directory of trained adapters to reuse: the ttt stage loads <dir>/<key>/<task_id>.safetensors (LoRA "
+        "weights only, + its training record as .json) instead of training when one exists, else trains and saves it; the "
+        "key hashes everything that decides training (model, lora, augment, train sections, run.seed, the task, planned "
+        "steps). Training cut by a deadline is not saved; off under deepspeed ranks. ablate/sweep set it to DIR/adapters",
+    )
+
+
+class PretrainSection(BaseModel):
+    """`arc-ttt pretrain`: the program prior. Steps, lr, batch and sequence sizes are the `train` section's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    program_share: float = Field(
+        0.7, ge=0, le=1, description="share of training samples whose target is a program (code from examples); the rest are grids"
+    )
+    real_datasets: list[str] = Field(
+        default_factory=lambda: ["arc-agi-1/training", "arc-agi-2/training"],
+        description="real training tasks added as grid samples, minus every task sharing a grid with an evaluation set (enforced)",
+    )
+    real_samples_per_task: int = Field(4, ge=0, description="augmented leave-one-out grid samples per real task")
+    max_grid_side: int = Field(30, ge=1, le=30, description="use only tasks whose grids are all at most this many cells a side (short prompts on a CPU)")
+    heldout_tasks: int = Field(24, ge=0, description="synthetic tasks held out of training, for the periodic evaluation")
+    eval_every: int = Field(200, ge=0, description="evaluate every N steps (0 = only at the end)")
+    eval_programs: int = Field(2, ge=1, description="programs sampled per held-out task at evaluation (temperature of `solve`)")
+    checkpoint_every: int = Field(50, ge=1, description="write a resumable checkpoint every N steps")
+    full_model: bool = Field(False, description="train every weight instead of a LoRA adapter (the output is then a model dir)")
 
 
 class RunConfig(BaseModel):
@@ -78,6 +114,7 @@ class RunConfig(BaseModel):
     solve: SolveConfig = Field(default_factory=SolveConfig, description="sampling programs and grids, choosing attempts")
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig, description="running generated programs")
     placement: PlacementConfig = Field(default_factory=PlacementConfig, description="processes and devices")
+    pretrain: PretrainSection = Field(default_factory=PretrainSection, description="`arc-ttt pretrain`: the program prior")
 
 
 class ConfigError(ValueError):

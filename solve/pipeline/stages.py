@@ -3,7 +3,10 @@
 `solve_task` runs the stages in order and returns one JSON-able record. Any stage may fail (bad
 output, OOM, a bug): the failure is recorded with its stage and traceback, the later model stages are
 skipped, and the vote still runs on whatever was produced, so the task keeps partial or placeholder
-attempts. The task's deadline is checked before every stage and passed into training and generation.
+attempts. The task's deadline is checked before every stage and passed into training and generation;
+training gets `run.ttt_time_fraction` of the time left (see `stage_ttt`). With `run.save_candidates`
+and a run directory, what the model produced is written to DIR/tasks/<task_id>.json
+(`solve.pipeline.artifacts`).
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ from __future__ import annotations
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from augment.loo import Sample, build_samples
+from augment.loo import Sample
 from augment.sets import augmentation_stream, get_set
 from augment.tasks import Task
 from augment.transforms import Augmentation
@@ -46,7 +50,7 @@ class Engine:
         from ttt.models import load_model
 
         model, tokenizer = load_model(cfg.model)
-        return cls(wrap_lora(model, cfg.lora), tokenizer)
+        return cls(wrap_lora(model, cfg.lora, cfg.model.adapter), tokenizer)
 
 
 @dataclass
@@ -60,13 +64,28 @@ class TaskState:
     deadline: float | None
     samples: list[Sample] = field(default_factory=list)
     views: list[Augmentation] = field(default_factory=list)
+    # Every sampled program text: (view, text, index into `programs` or None when none was extracted).
+    sampled: list[tuple[Augmentation, str, int | None]] = field(default_factory=list)
     programs: list[tuple[Augmentation, str]] = field(default_factory=list)  # (view, source)
     program_results: list[Any] = field(default_factory=list)
+    guesses: list[Any] = field(default_factory=list)  # ttt.sample.GridGuess, every direct grid prediction
+    # Per test input, best first: {"grid", "score", "per_view" {view: logp}, "views" [views that predicted it]}.
+    candidates: list[list[dict[str, Any]]] = field(default_factory=list)
+    score_views: list[str] = field(default_factory=list)
     extras: list[list[tuple[np.ndarray, str, float]]] = field(default_factory=list)  # per test input, best first
     train_steps: int | None = None
 
     def time_left(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def share_deadline(self, fraction: float) -> float | None:
+        """A deadline `fraction` of the way from now to the task's deadline (None without one)."""
+        left = self.time_left()
+        return None if left is None else time.monotonic() + fraction * max(0.0, left)
+
+    def train_cfg(self) -> Any:
+        """The train section with the planner's step cap (a budget share or a retry) applied."""
+        return self.cfg.train if self.train_steps is None else self.cfg.train.model_copy(update={"steps": self.train_steps})
 
     @property
     def ranks(self) -> Any:
@@ -88,11 +107,19 @@ class TaskState:
         everyone = r.all_gather(items) if everywhere else r.gather(items)
         return sorted(everyone, key=lambda item: order[item.view])  # stable: within a view as sampled
 
+    def agreed(self, flag: bool) -> bool:
+        """True when any rank says True (a rank alone must not skip work the others share)."""
+        return flag if self.ranks is None else self.ranks.any(flag)
+
     def out_of_time(self) -> bool:
-        """Past the deadline, agreed by all ranks (a rank alone must not skip work the others share)."""
+        """Past the deadline, agreed by all ranks."""
         left = self.time_left()
-        late = left is not None and left <= 0
-        return late if self.ranks is None else self.ranks.any(late)
+        return self.agreed(left is not None and left <= 0)
+
+    def deadline_hit(self) -> bool:
+        """This rank is past the deadline now (for the record: a stage that ran into it was cut short)."""
+        left = self.time_left()
+        return left is not None and left <= 0
 
 
 def task_views(task: Task, cfg: RunConfig, k: int) -> list[Augmentation]:
@@ -115,9 +142,9 @@ def task_views(task: Task, cfg: RunConfig, k: int) -> list[Augmentation]:
 
 
 def stage_augment(s: TaskState) -> dict[str, Any]:
-    rng = np.random.default_rng(s.cfg.run.seed)
-    a = s.cfg.augment
-    s.samples, report = build_samples(s.task, get_set(a.set), a.n_samples, rng, a.permute_background, a.allow_single_pair)
+    from ttt.holdout import task_samples
+
+    s.samples, report = task_samples(s.task, s.cfg.augment, s.cfg.run.seed)
     return report.to_dict()
 
 
@@ -128,44 +155,173 @@ def heldout_nll(s: TaskState) -> float | None:
 
     if s.task.test_outputs is None or not s.cfg.run.eval_nll:
         return None
-    items = [grid_scoring_item(s.engine.tokenizer, s.task.train, x, y) for x, y in zip(s.task.test_inputs, s.task.test_outputs)]
+    n = s.cfg.train.max_seq_len
+    items = [grid_scoring_item(s.engine.tokenizer, s.task.train, x, y, n) for x, y in zip(s.task.test_inputs, s.task.test_outputs)]
     return float(np.mean(target_nll(s.engine.model, s.engine.tokenizer, items, ranks=s.ranks)))
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
 
 
 def stage_loo_eval(s: TaskState) -> dict[str, Any]:
     """Leave-one-out NLL on train pairs: adapt on the other pairs, score the held-out output.
 
     A signal that needs no test solutions (ablations on hidden tasks); costs one adaptation per
-    train pair, so it only runs with `run.eval_loo_nll`. The main adaptation that follows resets the
-    adapter, so nothing leaks into it.
+    train pair, so it only runs with `run.eval_loo_nll`. It is held to the same limits as the main
+    adaptation: the planner's step cap, the same samples (every `augment` flag), and with a task
+    deadline `run.ttt_time_fraction` of the time left, which training stops at and which no new
+    pair starts past (`stopped_by`: "deadline"; `pairs` counts the pairs scored). The main
+    adaptation that follows resets the adapter, so nothing leaks into it.
     """
     from ttt.holdout import adapt_and_score, hold_out
 
-    if not s.cfg.run.eval_loo_nll or len(s.task.train) < 3:  # 2 pairs leave 1: no leave-one-out sample
-        return {"skipped": True}
     a = s.cfg.augment
-    before, after = [], []
+    if not s.cfg.run.eval_loo_nll or len(s.task.train) < (2 if a.allow_single_pair else 3):
+        return {"skipped": True}  # without allow_single_pair, 2 pairs leave 1: no leave-one-out sample
+    train_cfg = s.train_cfg()
+    deadline = s.share_deadline(s.cfg.run.ttt_time_fraction)
+    before, after, steps, stopped_by = [], [], [], "pairs"
     for i in range(len(s.task.train)):
-        r = adapt_and_score(
-            s.engine.model, s.engine.tokenizer, hold_out(s.task, i), s.cfg.train, a.set, a.n_samples, s.cfg.run.seed, s.ranks
-        )
+        if s.agreed(deadline is not None and time.monotonic() >= deadline):
+            stopped_by = "deadline"
+            break
+        r = adapt_and_score(s.engine.model, s.engine.tokenizer, hold_out(s.task, i), train_cfg, a, s.cfg.run.seed, s.ranks, deadline)
         before += r["nll_before"]
         after += r["nll_after"]
-    return {"pairs": len(after), "nll_before": float(np.mean(before)), "nll_after": float(np.mean(after))}
+        steps.append(r["steps"])
+        stopped_by = "deadline" if r["stopped_by"] == "deadline" else stopped_by
+    return {
+        "pairs": len(after), "steps": steps, "stopped_by": stopped_by,
+        "nll_before": _mean(before), "nll_after": _mean(after),
+    }
 
 
 def stage_ttt(s: TaskState) -> dict[str, Any]:
+    """Reset the adapter and train it. With a task deadline, training may use `run.ttt_time_fraction`
+    of the time left when this stage starts (so sampling and verification keep the rest); the
+    held-out NLL passes before and after are part of the stage's time, not of `train_seconds`.
+
+    With `run.adapter_cache`, an adapter trained before on the same inputs (`adapter_cache_key`) is
+    loaded instead of training: the record keeps that training's fields (steps, losses,
+    `train_seconds`) and says `cached: true`; otherwise the adapter is trained and saved there."""
     from ttt.lora import reset_adapter
     from ttt.train import adapt
 
-    train_cfg = s.cfg.train if s.train_steps is None else s.cfg.train.model_copy(update={"steps": s.train_steps})
+    train_cfg = s.train_cfg()
+    train_deadline = s.share_deadline(s.cfg.run.ttt_time_fraction)
     reset_adapter(s.engine.model, train_cfg.seed)  # a fresh adapter computes exactly the base model
-    nll_before = heldout_nll(s)
-    result = adapt(s.engine.model, s.engine.tokenizer, s.samples, train_cfg, s.deadline, runner=s.engine.runner)
-    info = result.to_dict()
-    losses = info.pop("losses", [])
-    first, last = (losses[0], losses[-1]) if losses else (None, None)
-    return info | {"loss_first": first, "loss_last": last, "losses": losses, "nll_before": nll_before, "nll_after": heldout_nll(s)}
+    nll_before = heldout_nll(s)  # on the reset adapter, cached or not: the same number either way
+    entry = adapter_cache_entry(s, train_cfg)
+    info, problem = load_cached_adapter(s.engine.model, entry) if entry else (None, None)
+    if info is None:
+        info = adapt(s.engine.model, s.engine.tokenizer, s.samples, train_cfg, train_deadline, runner=s.engine.runner).to_dict()
+        losses = info.pop("losses", [])
+        first, last = (losses[0], losses[-1]) if losses else (None, None)
+        info["train_seconds"] = round(info.pop("seconds"), 3)  # the stage's `seconds` also covers the NLL passes
+        info |= {"loss_first": first, "loss_last": last, "losses": losses}
+        if entry:
+            info |= save_cached_adapter(s.engine.model, entry, info) | ({"cache_error": problem} if problem else {})
+    return info | {"nll_before": nll_before, "nll_after": heldout_nll(s)}
+
+
+@dataclass(frozen=True)
+class AdapterCacheEntry:
+    """Where one task's trained adapter lives in `run.adapter_cache`: DIR/<key>/<task_id>.safetensors
+    (LoRA weights only) and .json beside it (the training record of the stage that made it)."""
+
+    key: str
+    weights: Path
+    record: Path
+
+
+def adapter_cache_key(s: TaskState, train_cfg: Any) -> str:
+    """A hash of every input that decides the trained adapter: the model, lora, augment and train
+    sections (with the planner's step cap applied), run.seed (the augmentation stream), the task id
+    and its train pairs (what the samples are made of). Code changes are not in it."""
+    import hashlib
+    import json
+
+    pairs = hashlib.sha256()
+    for pair in s.task.train:
+        for g in (pair.input, pair.output):
+            pairs.update(repr(g.shape).encode() + np.ascontiguousarray(g, dtype=np.uint8).tobytes())
+    inputs = {
+        **s.cfg.model_dump(mode="json", include={"model", "lora", "augment"}),
+        "train": train_cfg.model_dump(mode="json"),
+        "run.seed": s.cfg.run.seed, "task": s.task.id, "train_pairs": pairs.hexdigest(),
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def adapter_cache_entry(s: TaskState, train_cfg: Any) -> AdapterCacheEntry | None:
+    """This task's cache entry, or None without `run.adapter_cache` or under data-parallel ranks
+    (ZeRO-3 weights are partitioned; one process per task keeps loading and saving simple)."""
+    import re
+
+    if s.cfg.run.adapter_cache is None or s.engine.runner is not None:
+        return None
+    key = adapter_cache_key(s, train_cfg)
+    stem = Path(s.cfg.run.adapter_cache) / key / re.sub(r"[^A-Za-z0-9._-]", "_", s.task.id)
+    return AdapterCacheEntry(key, stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json"))
+
+
+def adapter_state(model: Any) -> dict[str, Any]:
+    """The trainable LoRA weights by name, in `named_parameters` order (`ttt.lora.lora_parameters`' set)."""
+    return {n: p for n, p in model.named_parameters() if p.requires_grad and "lora_" in n}
+
+
+def load_cached_adapter(model: Any, entry: AdapterCacheEntry) -> tuple[dict[str, Any] | None, str | None]:
+    """(the cached training record, None) with its weights copied into the adapter; (None, None)
+    when the entry is absent; (None, why) when it is unreadable or does not fit the model (then the
+    task trains again and overwrites it)."""
+    import json
+
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not (entry.weights.is_file() and entry.record.is_file()):
+        return None, None
+    try:
+        record = json.loads(entry.record.read_text())
+        state = load_file(str(entry.weights))
+    except (OSError, ValueError, SafetensorError) as e:
+        return None, f"{type(e).__name__}: {e}"[:300]
+    params = adapter_state(model)
+    if set(state) != set(params) or any(state[n].shape != p.shape for n, p in params.items()):
+        return None, "cached weights do not fit this adapter"
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(state[name].to(p.device, p.dtype))
+    model.eval()  # as training leaves it
+    return record | {"cached": True, "cache_key": entry.key}, None
+
+
+def save_cached_adapter(model: Any, entry: AdapterCacheEntry, record: dict[str, Any]) -> dict[str, Any]:
+    """Save the trained weights and `record` (each written to a temp file and renamed, so a reader
+    sees whole files or none); returns the cache fields for the stage's record. Saving is best
+    effort: a full disk must not fail a task whose training worked."""
+    import json
+    import os
+
+    from safetensors.torch import save_file
+
+    fields: dict[str, Any] = {"cached": False, "cache_key": entry.key, "cache_saved": False}
+    if record.get("stopped_by") == "deadline":
+        return fields  # a cut adapter depends on the machine's speed, not only on the key's inputs
+    try:
+        entry.weights.parent.mkdir(parents=True, exist_ok=True)
+        state = {n: p.detach().to("cpu").contiguous().clone() for n, p in adapter_state(model).items()}
+        tmp = entry.weights.with_name(f".{entry.weights.name}.{os.getpid()}.tmp")
+        save_file(state, str(tmp))
+        os.replace(tmp, entry.weights)
+        tmp = entry.record.with_name(f".{entry.record.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, entry.record)
+    except OSError as e:
+        return fields | {"cache_error": f"{type(e).__name__}: {e}"[:300]}
+    return fields | {"cache_saved": True}
 
 
 def stage_induction(s: TaskState) -> dict[str, Any]:
@@ -175,12 +331,20 @@ def stage_induction(s: TaskState) -> dict[str, Any]:
     c = s.cfg.solve
     views = task_views(s.task, s.cfg, c.program_views)
     texts = sample_programs(
-        s.engine.model, s.engine.tokenizer, s.task, s.mine(views), c.programs_per_view, c, s.cfg.run.seed, s.time_left(), s.ranks
+        s.engine.model, s.engine.tokenizer, s.task, s.mine(views), c.programs_per_view, c, s.cfg.run.seed, s.time_left(), s.ranks,
+        max_seq_len=s.cfg.train.max_seq_len,
     )
     texts = s.collect(texts, views)
-    found = [(t.view, extract_program(t.text)) for t in texts]
-    s.programs = [(v, e.source) for v, e in found if e.source is not None]
-    return {"views": len(views), "sampled": len(texts), "parsed": len(s.programs)}
+    s.sampled, s.programs = [], []
+    for t in texts:
+        source = extract_program(t.text).source
+        s.sampled.append((t.view, t.text, None if source is None else len(s.programs)))
+        if source is not None:
+            s.programs.append((t.view, source))
+    return {
+        "views": len(views), "sampled": len(texts), "parsed": len(s.programs),
+        "shortened_prompts": len({t.view for t in texts if t.shortened}), "deadline_hit": s.deadline_hit(),
+    }
 
 
 def stage_verify(s: TaskState) -> dict[str, Any]:
@@ -197,35 +361,52 @@ def stage_verify(s: TaskState) -> dict[str, Any]:
     return {"distinct": len(s.program_results), "verified": verified, "partially_correct": partial, "program_errors": errors}
 
 
+def _distinct_grids(guesses: list[Any], test_index: int) -> list[tuple[np.ndarray, list[str]]]:
+    """The distinct parsed grids predicted for one test input, in first-seen order, each with the
+    names of the views that predicted it (once per prediction)."""
+    distinct: dict[bytes, tuple[np.ndarray, list[str]]] = {}
+    for g in guesses:
+        if g.test_index == test_index and g.grid is not None:
+            key = bytes(g.grid.shape) + g.grid.tobytes()
+            distinct.setdefault(key, (g.grid, []))[1].append(g.view.name)
+    return list(distinct.values())
+
+
 def stage_transduction(s: TaskState) -> dict[str, Any]:
-    from ttt.sample import predict_grids, score_grids
+    """Predict every test output directly under `grid_views` views, map each back to the task's frame,
+    score the distinct grids by product of experts over `score_views` views, rank them for the vote."""
+    from ttt.sample import GridScores, predict_grids, score_grids
 
     c = s.cfg.solve
+    max_len = s.cfg.train.max_seq_len
     views = task_views(s.task, s.cfg, c.grid_views)
-    guesses = predict_grids(s.engine.model, s.engine.tokenizer, s.task, s.mine(views), c, s.cfg.run.seed, s.time_left(), s.ranks)
-    guesses = s.collect(guesses, views, everywhere=True)  # every rank scores a share of the candidates
+    guesses = predict_grids(
+        s.engine.model, s.engine.tokenizer, s.task, s.mine(views), c, s.cfg.run.seed, s.time_left(), s.ranks, max_seq_len=max_len
+    )
+    s.guesses = s.collect(guesses, views, everywhere=True)  # every rank scores a share of the candidates
     score_views = task_views(s.task, s.cfg, c.score_views)
-    s.extras, n_candidates, scoring_skipped = [], 0, False
+    s.score_views = [v.name for v in score_views]
+    s.extras, s.candidates, n_candidates, scoring_skipped, shortened_scoring = [], [], 0, False, 0
     for i in range(len(s.task.test_inputs)):
-        distinct: dict[bytes, tuple[np.ndarray, int]] = {}
-        for g in guesses:
-            if g.test_index == i and g.grid is not None:
-                key = bytes(g.grid.shape) + g.grid.tobytes()
-                grid, count = distinct.get(key, (g.grid, 0))
-                distinct[key] = (grid, count + 1)
-        grids = [grid for grid, _ in distinct.values()]
-        counts = [n for _, n in distinct.values()]
+        found = _distinct_grids(s.guesses, i)
+        grids = [g for g, _ in found]
         if s.out_of_time():  # rank by how many views agreed, unscored
-            scores, scoring_skipped = [0.0] * len(grids), True
+            scores, scoring_skipped = GridScores([0.0] * len(grids), [[] for _ in grids], 0), True
         else:
-            scores = score_grids(s.engine.model, s.engine.tokenizer, s.task, i, grids, score_views, ranks=s.ranks)
-        ranked = sorted(zip(grids, scores, counts), key=lambda x: (-x[1], -x[2]))
-        s.extras.append([(g, f"grid (views={n}, logp={sc:.2f})", sc) for g, sc, n in ranked])
+            scores = score_grids(s.engine.model, s.engine.tokenizer, s.task, i, grids, score_views, ranks=s.ranks, max_seq_len=max_len)
+        shortened_scoring += scores.shortened
+        ranked = sorted(zip(found, scores.total, scores.per_view), key=lambda x: (-x[1], -len(x[0][1])))
+        s.extras.append([(g, f"grid (views={len(by)}, logp={sc:.2f})", sc) for (g, by), sc, _ in ranked])
+        s.candidates.append([
+            {"grid": g, "score": round(sc, 4), "per_view": dict(zip(s.score_views, (round(x, 4) for x in pv))), "views": by}
+            for (g, by), sc, pv in ranked
+        ])
         n_candidates += len(grids)
-    parsed = sum(g.grid is not None for g in guesses)
     return {
-        "views": len(views), "predictions": len(guesses), "parsed": parsed, "candidates": n_candidates,
-        "scoring_skipped": scoring_skipped,
+        "views": len(views), "predictions": len(s.guesses), "parsed": sum(g.grid is not None for g in s.guesses),
+        "candidates": n_candidates, "scoring_skipped": scoring_skipped,
+        "shortened_prompts": len({(g.view, g.test_index) for g in s.guesses if g.shortened}),
+        "shortened_scoring": shortened_scoring, "deadline_hit": s.deadline_hit(),
     }
 
 
@@ -254,8 +435,13 @@ def solve_task(
     train_steps: int | None = None,
     stages: Sequence[tuple[str, Stage]] | None = None,
     on_stage: Callable[[str], None] | None = None,
+    artifacts_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Run every stage for one task; always returns a record with two attempts per test input."""
+    """Run every stage for one task; always returns a record with two attempts per test input.
+
+    `artifacts_dir` (a run directory): with `run.save_candidates`, what the model produced (programs,
+    grids, scored candidates) is also written to `solve.pipeline.artifacts.artifacts_path(dir, task.id)`.
+    Each stage's `seconds` is its whole wall time, so the stages add up to the record's `seconds`."""
     from solve.select.vote import choose_attempts
 
     start = time.monotonic()
@@ -270,7 +456,7 @@ def solve_task(
             if deadline is not None and t0 >= deadline:
                 raise DeadlineReached(f"task deadline passed before stage '{name}'")
             info = fn(s)
-            record["stages"][name] = {"seconds": round(time.monotonic() - t0, 3), **info}
+            record["stages"][name] = {**info, "seconds": round(time.monotonic() - t0, 3)}  # a stage's own "seconds" never wins
         except Exception as e:  # recorded with stage and traceback; the vote below still runs
             record["stages"][name] = {"seconds": round(time.monotonic() - t0, 3), "failed": True}
             # Running out of time is the budget working, not a bug: keep it apart from failures.
@@ -288,7 +474,31 @@ def solve_task(
     record["reasons"] = [[a.reason for a in picks] for picks in chosen]
     record["seconds"] = round(time.monotonic() - start, 3)
     record["score"] = score_record(task, record["attempts"])
+    if artifacts_dir is not None and cfg.run.save_candidates:
+        save_artifacts(s, record, artifacts_dir)
     return record
+
+
+def save_artifacts(s: TaskState, record: dict[str, Any], run_dir: Path) -> None:
+    """Write the task's artifacts file; a failure to write is noted in the record, never raised (the
+    attempts matter more than the log of how they were found)."""
+    from solve.pipeline.artifacts import (
+        artifacts_path,
+        build_artifacts,
+        candidate_entries,
+        grid_entries,
+        program_entries,
+        write_artifacts,
+    )
+
+    try:
+        data = build_artifacts(
+            s.task, record, program_entries(s.sampled, s.programs, s.program_results), grid_entries(s.guesses),
+            candidate_entries(s.candidates), s.score_views,
+        )
+        write_artifacts(artifacts_path(run_dir, s.task.id), data)
+    except (OSError, TypeError, ValueError) as e:  # disk full, permissions, an unserializable value
+        record["artifacts_error"] = f"{type(e).__name__}: {e}"[:500]
 
 
 def placeholder_choice(task: Task) -> list[list[Attempt]]:

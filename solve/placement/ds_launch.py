@@ -18,12 +18,19 @@ failed with placeholder attempts and the rest of the run goes on. Two launches i
 nothing end the run, the tasks left recorded as failed. The global deadline is passed to every
 launch as the time left; ranks still running DEADLINE_GRACE_S after it are killed, and tasks left
 unstarted are recorded as 'deadline' (a resumed run tries them).
+
+This process holds the run directory's lock (solve.pipeline.rundir) for the whole run and hands it to
+the ranks through the environment. Tasks that failed to load are recorded by this process and never
+sent to the ranks. On a CPU host every rank of a launch creates a DeepSpeed shared-memory allreduce
+buffer, /dev/shm/deepspeed_allreduce_buffer_<uid>_<addr>_<port>_<rank> (about 69 MB), which DeepSpeed
+never removes: each launch's buffers are removed when it ends, however it ends (ranks killed included).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -34,7 +41,7 @@ from typing import Any, Sequence
 
 from rich.console import Console
 
-from augment.tasks import Task
+from augment.tasks import Task, UnloadableTask
 from solve.pipeline.runconfig import RunConfig, dump_config
 from solve.pipeline.rundir import RunDir, read_results
 from solve.pipeline.stages import failed_record
@@ -43,7 +50,9 @@ LAUNCH_DIR = "deepspeed-launch"
 MAX_LAUNCHES_WITHOUT_PROGRESS = 2
 DEADLINE_GRACE_S = 60.0  # ranks get this long past the global deadline before they are killed
 TIMED_OUT = -1  # _wait's return when it killed the ranks at the deadline
-_live: list[subprocess.Popen] = []  # launcher process groups to end if this process is stopped hard
+SHM_DIR = Path("/dev/shm")
+SHM_BUFFER = re.compile(r"deepspeed_allreduce_buffer_(?P<uid>\d+)_(?P<addr>.*)_(?P<port>\d+)_(?P<rank>\d+)")
+_live: list[tuple[subprocess.Popen, int]] = []  # (launcher, master port) to end if this process is stopped hard
 
 
 class RanksDied(RuntimeError):
@@ -63,10 +72,13 @@ def rank_count(cfg: RunConfig) -> int:
     return max(1, torch.cuda.device_count())
 
 
-def launch_command(n: int, config: Path, tasks: Path, out: Path, deadline_s: float | None) -> list[str]:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def launch_command(n: int, config: Path, tasks: Path, out: Path, deadline_s: float | None, port: int) -> list[str]:
     cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", str(n), "--master_port", str(port),
            "--no_local_rank", "--module", "solve.placement.ds_rank",
            "--config", str(config), "--tasks", str(tasks), "--out", str(out), "--no-progress"]
@@ -83,9 +95,10 @@ def launch_ranks(cfg: RunConfig, tasks: Sequence[Task], opts: Any, console: Cons
     work.mkdir(parents=True, exist_ok=True)
     config, tasks_file = work / "config.yaml", work / "tasks.json"
     config.write_text(dump_config(cfg))
-    tasks_file.write_text(json.dumps({t.id: t.to_json() for t in tasks}))  # test outputs kept for scoring
+    # Test outputs are kept for scoring. Tasks that failed to load are already recorded (RunDir.open).
+    tasks_file.write_text(json.dumps({t.id: t.to_json() for t in tasks if not isinstance(t, UnloadableTask)}))
     end = None if opts.global_deadline_s is None else time.monotonic() + opts.global_deadline_s
-    env = dict(os.environ)
+    env = dict(os.environ) | run.delegate_env()  # rank 0 writes the directory this process has locked
     import torch
 
     if not torch.cuda.is_available():
@@ -101,8 +114,9 @@ def launch_ranks(cfg: RunConfig, tasks: Sequence[Task], opts: Any, console: Cons
         before = len(read_results(run.results_path))
         timeline = run.path / "timeline.jsonl"
         since = timeline.stat().st_size if timeline.exists() else 0  # this launch's events start here
-        console.print(f"launching {n} deepspeed ranks for {len(todo)} task(s)")
-        rc = _wait(launch_command(n, config, tasks_file, Path(opts.out), left), env, left)
+        port = free_port()
+        console.print(f"launching {n} deepspeed ranks for {len(todo)} task(s) (master port {port})")
+        rc = _wait(launch_command(n, config, tasks_file, Path(opts.out), left, port), env, left, port)
         launches += 1
         run = RunDir.open(opts.out, tasks, None)
         in_flight = _unfinished_start(run, since)
@@ -145,11 +159,13 @@ def _unrecorded(run: RunDir) -> list[Task]:
     return [t for t in run.tasks if t.id not in recorded]
 
 
-def _wait(cmd: list[str], env: dict[str, str], left: float | None) -> int:
+def _wait(cmd: list[str], env: dict[str, str], left: float | None, port: int) -> int:
     """Run the launcher in its own process group, so that all ranks can be ended together; past the
-    global deadline (plus a grace for the last stage to notice its own) end them: TIMED_OUT."""
+    global deadline (plus a grace for the last stage to notice its own) end them: TIMED_OUT. The
+    launch's shared-memory buffers are removed whichever way it ends."""
     proc = subprocess.Popen(cmd, env=env, start_new_session=True)
-    _live.append(proc)
+    entry = (proc, port)
+    _live.append(entry)
     try:
         return proc.wait(timeout=None if left is None else left + DEADLINE_GRACE_S)
     except subprocess.TimeoutExpired:
@@ -160,16 +176,42 @@ def _wait(cmd: list[str], env: dict[str, str], left: float | None) -> int:
         stop_launched()
         raise
     finally:
-        _live.remove(proc)
+        _live.remove(entry)
+        _kill_group(proc)  # a rank the launcher left behind would keep its buffer mapped and in use
+        remove_shm_buffers(port)
 
 
 def stop_launched() -> None:
-    """End every running launch and its ranks (the Kaggle watchdog calls this before a hard exit)."""
-    for proc in list(_live):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:  # already gone
-            pass
+    """End every running launch and its ranks and remove their shared-memory buffers (the Kaggle
+    watchdog calls this before a hard exit)."""
+    for proc, port in list(_live):
+        _kill_group(proc)
+        remove_shm_buffers(port)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):  # already gone (the group is empty, or the id reused)
+        pass
+
+
+def remove_shm_buffers(port: int) -> list[Path]:
+    """Remove this user's DeepSpeed allreduce buffers of the launch whose master port is `port`
+    (/dev/shm/deepspeed_allreduce_buffer_<uid>_<addr>_<port>_<rank>); returns what was removed. The
+    port tells one launch's buffers from those of any other launch running on the host."""
+    if not SHM_DIR.is_dir():
+        return []
+    removed = []
+    for path in SHM_DIR.iterdir():
+        m = SHM_BUFFER.fullmatch(path.name)
+        if m and int(m["uid"]) == os.getuid() and int(m["port"]) == port:
+            try:
+                path.unlink()
+            except FileNotFoundError:  # removed meanwhile (another cleanup of the same launch)
+                continue
+            removed.append(path)
+    return removed
 
 
 def _unfinished_start(run: RunDir, since: int) -> str | None:

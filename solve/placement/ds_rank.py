@@ -189,6 +189,8 @@ def run_deepspeed(cfg: RunConfig, tasks: Sequence[Task], opts: RunOptions, conso
         engine = Engine.load(local_cfg)
         engine.runner = DeepSpeedRunner(engine.model, cfg.train, cfg.placement.zero_stage)
         sandbox = Sandbox(cfg.sandbox) if rank == 0 else None
+        if sandbox is not None:
+            run.note_isolation(sandbox.isolation)
         try:
             for i, task in enumerate(todo):
                 plan, budget = [None], None
@@ -206,7 +208,8 @@ def run_deepspeed(cfg: RunConfig, tasks: Sequence[Task], opts: RunOptions, conso
                 reset_peak_memory()
                 start = time.monotonic()
                 try:
-                    rec = solve_task(task, local_cfg, engine, sandbox, train_steps=steps, stages=stages)
+                    rec = solve_task(task, local_cfg, engine, sandbox, train_steps=steps, stages=stages,
+                                     artifacts_dir=run.path if rank == 0 else None)
                 except Exception as e:  # a bug outside any stage (the stages record their own)
                     rec = failed_record(task, "pipeline", e, time.monotonic() - start)
                 memory = sync.exchange(peak_memory())
@@ -279,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.shard:
             i, _, n = args.shard.partition("/")
             shard = (int(i), int(n))
-        tasks = choose_tasks(loaded.tasks, args.task_ids, args.limit, args.demo_tasks, shard)
+        tasks = choose_tasks(loaded.with_unloadable(), args.task_ids, args.limit, args.demo_tasks, shard)
     except (ConfigError, TaskError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -1,29 +1,68 @@
 """One `placement.mode=per_gpu` worker process: pinned to one device, loads the model once, solves
 the tasks the main process sends it, one at a time, with the same `solve_task` as a single-process run.
 
-Protocol over one duplex pipe (one pipe per worker, so a worker killed mid-message can only break
-its own channel, never a queue other workers share):
+Started by solve.placement.per_gpu as `python -m solve.placement.gpu_worker FD PARENT_PID` in a session
+of its own (so the main process can kill it and anything it starts as one process group), with
+stdout/stderr going to DIR/worker-N.log (so that a worker the kernel cannot kill, stuck in a driver
+call, does not hold the notebook's output pipe open), and with FD its end of a duplex pipe.
+
+Protocol over that pipe (one pipe per worker, so a worker killed mid-message can only break its own
+channel, never a queue other workers share):
+    main -> worker: ("init", slot, cfg_data, device, threads, run_dir) first, then
+                    ("task", task, seconds_left | None, train_steps | None, try_number) | ("stop",)
     worker -> main: ("ready", info) | ("fatal", error) | ("stage", name) | ("done", task_id, record)
-    main -> worker: ("task", task, seconds_left | None, train_steps | None, try_number) | ("stop",)
 Nothing heavy is imported at module level: the device is pinned (CUDA_VISIBLE_DEVICES) before torch
-loads, and a spawned child imports this module before it runs `worker_main`.
+loads.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
+import sys
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
-# Test-only fault hook: a worker whose task id matches kills itself with SIGKILL when the task reaches
-# its training stage, as the OOM killer or a segfault would. A comma-separated list of "<id>" (kill on
-# every try) or "<id>@1" (first try only). Nothing else reads it.
+# Test-only fault hooks, read by no other code. Each is a comma-separated list of "<id>" (every try) or
+# "<id>@<try>" (that try only), checked when the task reaches its training stage:
+#   KILL_ENV: the worker kills itself with SIGKILL, as the OOM killer or a segfault would;
+#   HANG_ENV: the worker blocks forever and ignores SIGTERM, as one stuck in a CUDA call does.
 KILL_ENV = "ARC_TTT_TEST_KILL_TASK"
+HANG_ENV = "ARC_TTT_TEST_HANG_TASK"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def worker_main(slot: int, conn: Any, cfg_data: dict[str, Any], device: str, threads: int) -> None:
-    """Entry point of the spawned process (device 'cpu' or 'cuda:N', N a physical index)."""
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the started process: `python -m solve.placement.gpu_worker FD PARENT_PID`."""
+    from multiprocessing.connection import Connection
+
+    fd, parent = (int(a) for a in (sys.argv[1:] if argv is None else argv))
+    _die_with_parent(parent)
+    conn = Connection(fd)
+    try:
+        _, slot, cfg_data, device, threads, run_dir = conn.recv()
+    except EOFError:  # the main process is gone before it said what to do
+        return
+    worker_main(slot, conn, cfg_data, device, threads, run_dir)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when the main process dies, however it dies (the Kaggle
+    watchdog's os._exit, an OOM kill): an orphaned worker would hold its GPU and keep solving."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the main process kills its workers itself
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def worker_main(slot: int, conn: Any, cfg_data: dict[str, Any], device: str, threads: int, run_dir: str | None = None) -> None:
+    """Entry point of the spawned process (device 'cpu' or 'cuda:N', N a physical index); `run_dir`
+    receives each task's candidates file (the main process writes everything else)."""
     if device.startswith("cuda"):
         os.environ["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]  # before torch initializes CUDA
     import torch
@@ -44,7 +83,7 @@ def worker_main(slot: int, conn: Any, cfg_data: dict[str, Any], device: str, thr
         conn.send(("fatal", error_record("worker_start", e)))
         return
     with sandbox:
-        conn.send(("ready", {"slot": slot, "pid": os.getpid(), "device": device, "threads": threads}))
+        conn.send(("ready", {"slot": slot, "pid": os.getpid(), "device": device, "threads": threads, "isolation": sandbox.isolation}))
         done = 0
         while True:
             try:
@@ -59,7 +98,8 @@ def worker_main(slot: int, conn: Any, cfg_data: dict[str, Any], device: str, thr
             hook = _stage_hook(conn, task.id, try_number)
             start = time.monotonic()
             try:
-                rec = solve_task(task, cfg, engine, sandbox, deadline=deadline, train_steps=steps, on_stage=hook)
+                rec = solve_task(task, cfg, engine, sandbox, deadline=deadline, train_steps=steps, on_stage=hook,
+                                 artifacts_dir=None if run_dir is None else Path(run_dir))
             except Exception as e:  # solve_task records its own failures; this is a bug outside any stage
                 rec = failed_record(task, "pipeline", e, time.monotonic() - start)
             done += 1
@@ -68,12 +108,22 @@ def worker_main(slot: int, conn: Any, cfg_data: dict[str, Any], device: str, thr
             conn.send(("done", task.id, rec))
 
 
-def _stage_hook(conn: Any, task_id: str, try_number: int):
-    kill = set(os.environ.get(KILL_ENV, "").split(","))
+def _stage_hook(conn: Any, task_id: str, try_number: int) -> Callable[[str], None]:
+    keys = {task_id, f"{task_id}@{try_number}"}
+    kill = keys & set(os.environ.get(KILL_ENV, "").split(","))
+    hang = keys & set(os.environ.get(HANG_ENV, "").split(","))
 
     def on_stage(name: str) -> None:
         conn.send(("stage", name))
-        if name == "ttt" and kill & {task_id, f"{task_id}@{try_number}"}:
+        if name == "ttt" and kill:
             os.kill(os.getpid(), signal.SIGKILL)
+        if name == "ttt" and hang:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # only SIGKILL ends it, as with a stuck driver call
+            while True:
+                time.sleep(3600)
 
     return on_stage
+
+
+if __name__ == "__main__":
+    main()

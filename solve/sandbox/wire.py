@@ -41,20 +41,24 @@ def wire_to_cells(text: str) -> tuple[int, int, bytes]:
 
 
 class FrameReader:
-    """Reads length-prefixed frames from a pipe with deadlines and a cap on total bytes."""
+    """Reads length-prefixed frames from a pipe with deadlines, a cap per frame and an optional cap in total.
 
-    def __init__(self, fd: int, max_bytes: int):
-        self.fd, self.max_bytes, self.total = fd, max_bytes, 0
+    The per-frame cap bounds memory (the buffer never holds more than one frame plus one read); the
+    total cap is for a reader with a bounded life (one program's child), never for a long-lived worker,
+    whose healthy traffic grows without bound."""
+
+    def __init__(self, fd: int, max_frame: int, max_total: int | None = None):
+        self.fd, self.max_frame, self.max_total, self.total = fd, max_frame, max_total, 0
         self.buf = bytearray()
         self.eof = False
 
     def next(self, deadline: float) -> bytes | None:
-        """The next frame; None at EOF. Raises TimeoutError past `deadline`, ValueError past the byte cap."""
+        """The next frame; None at EOF. Raises TimeoutError past `deadline`, ValueError past a byte cap."""
         while True:
             if len(self.buf) >= 4:
                 (n,) = _LEN.unpack_from(self.buf)
-                if n > self.max_bytes:
-                    raise ValueError(f"frame of {n} bytes exceeds {self.max_bytes}")
+                if n > self.max_frame:
+                    raise ValueError(f"frame of {n} bytes exceeds {self.max_frame}")
                 if len(self.buf) >= 4 + n:
                     payload = bytes(self.buf[4 : 4 + n])
                     del self.buf[: 4 + n]
@@ -72,8 +76,8 @@ class FrameReader:
             self.eof = True
             return
         self.total += len(chunk)
-        if self.total > self.max_bytes:
-            raise ValueError(f"more than {self.max_bytes} bytes")
+        if self.max_total is not None and self.total > self.max_total:
+            raise ValueError(f"more than {self.max_total} bytes in total")
         self.buf += chunk
 
 

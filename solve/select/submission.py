@@ -2,7 +2,8 @@
 
 Format: `{task_id: [{"attempt_1": grid, "attempt_2": grid}, ...one per test input, in order]}`, grids
 as lists of rows of ints 0..9. Score of a task = fraction of its test inputs where either attempt equals
-the solution exactly; total = mean over the tasks of the solutions.
+the solution exactly; total = mean over the tasks of the solutions (Kaggle's metric). The report also
+gives the fraction of all test outputs solved, which weighs a task by its number of test inputs.
 """
 
 from __future__ import annotations
@@ -126,6 +127,14 @@ class ScoreReport:
     tasks: int = 0
     test_inputs: int = 0
     test_inputs_correct: int = 0
+    test_fraction: float = 0.0  # test_inputs_correct / test_inputs: each test output counts once
+
+    def summary(self) -> str:
+        """One line with both numbers: the mean over tasks and the fraction of test outputs solved."""
+        return (
+            f"total: {self.total:.4f} (mean over {self.tasks} tasks); test outputs solved: "
+            f"{self.test_inputs_correct}/{self.test_inputs} ({self.test_fraction:.4f})"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,6 +152,7 @@ def score(submission: Mapping[str, Any], solutions: Mapping[str, Sequence[Any]] 
         report.test_inputs_correct += sum(hits)
     report.tasks = len(sols)
     report.total = sum(report.per_task.values()) / len(sols) if sols else 0.0
+    report.test_fraction = report.test_inputs_correct / report.test_inputs if report.test_inputs else 0.0
     return report
 
 

@@ -15,6 +15,7 @@ from augment.tasks import (
     LoadResult,
     Task,
     TaskError,
+    UnloadableTask,
     as_grid,
     load_challenges,
     load_dataset,
@@ -225,6 +226,55 @@ def test_challenges_file_skips_bad_task_and_keeps_the_rest(tmp_path):
     assert isinstance(issue, LoadIssue)
     assert issue.source == str(path) and issue.task_id == "bad"
     assert "train[0].input is ragged" in issue.problem
+
+
+# Every kind of broken task a challenges file can hold: (id, task data, test entries kept, inputs that parse).
+UNLOADABLE = [
+    ("ragged-train", _with(("train", 0, "input"), [[0, 1], [2]]), 1, 1),
+    ("ragged-test", _with(("test",), [{"input": [[1, 2], [3]]}, {"input": [[4]]}]), 2, 1),
+    ("missing-test", _with(("test",), KeyError), 1, 0),
+    ("empty-test", _with(("test",), []), 1, 0),
+    ("test-not-list", _with(("test",), {"input": [[1]]}), 1, 0),
+    ("test-entry-not-object", _with(("test",), [[[1]], {"input": [[2]]}]), 2, 1),
+    ("test-entry-no-input", _with(("test",), [{"output": [[1]]}]), 1, 0),
+    ("task-not-object", [GOOD["train"]], 1, 0),
+    ("task-null", None, 1, 0),
+    ("color-10", _with(("train", 1, "output"), [[10]]), 1, 1),
+    ("train-31x31", _with(("train", 0, "input"), [[0] * 31] * 31), 1, 1),
+    ("test-31x31", _with(("test", 0, "input"), [[0] * 31] * 31), 1, 0),
+    ("empty-train", _with(("train",), []), 1, 1),
+    ("train-not-list", _with(("train",), "x"), 1, 1),
+]
+
+
+def test_unloadable_tasks_keep_their_ids_and_readable_test_inputs(tmp_path):
+    """A task that does not load still has an id a submission must answer: the loader keeps the test
+    inputs it can read (which ones, and how many entries), and with_unloadable() keeps every id in order."""
+    data = {"good1": good()} | {tid: d for tid, d, _, _ in UNLOADABLE} | {"good2": good()}
+    path = _write(tmp_path / "challenges.json", data)
+    result = load_challenges(path)
+    assert [t.id for t in result.tasks] == ["good1", "good2"]
+    assert result.ids == list(data)
+    issues = {i.task_id: i for i in result.issues}
+    every = result.with_unloadable()
+    assert [t.id for t in every] == list(data)
+    by_id = {t.id: t for t in every}
+    for tid, raw, entries, parsed in UNLOADABLE:
+        issue, stand_in = issues[tid], by_id[tid]
+        assert issue.tests_read == parsed, tid
+        assert isinstance(stand_in, UnloadableTask) and stand_in.problem == issue.problem and stand_in.source == str(path)
+        assert len(stand_in.test_inputs) == entries and stand_in.tests_read == parsed and stand_in.train == ()
+        for i, g in enumerate(stand_in.test_inputs):
+            expect = raw["test"][i]["input"] if issue.test_inputs and issue.test_inputs[i] is not None else [[0]]
+            assert g.tolist() == expect, (tid, i)
+    assert by_id["ragged-test"].test_inputs[1].tolist() == [[4]]  # the good input of a half-broken test list
+
+
+def test_demo_selection_never_picks_an_unloadable_task(tmp_path):
+    from augment.tasks import small_tasks
+
+    path = _write(tmp_path / "ch.json", {"a-bad": _bad_task(), "b-good": good()})
+    assert [t.id for t in small_tasks(load_challenges(path).with_unloadable(), 5)] == ["b-good"]
 
 
 def test_challenges_file_strict_raises(tmp_path):

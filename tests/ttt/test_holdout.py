@@ -45,3 +45,25 @@ def test_render_shows_every_run(tmp_path):
               "holdout": [{"pair": 0, **run}, {"pair": 1, **run, "losses": []}]}
     text = render_adapt_report(report)
     assert "pair 0 out" in text and "pair 1 out" in text and "2.000→1.000" in text and "0.250" in text
+
+
+def test_adapt_and_score_builds_the_pipelines_samples_and_stops_at_the_deadline(tiny, tokenizer, flip_task):
+    import time
+
+    from augment.config import AugmentConfig
+    from augment.tasks import Task
+    from ttt.holdout import adapt_and_score, hold_out, task_samples
+    from ttt.lora import wrap_lora
+
+    model = wrap_lora(tiny, LoraConfig(r=8))
+    cfg = TrainConfig(steps=2, lr=1e-2, batch_tokens=600)
+    one_pair = hold_out(Task("two", flip_task.train[:2], flip_task.test_inputs, flip_task.test_outputs), 0)
+    off = adapt_and_score(model, tokenizer, one_pair, cfg, AugmentConfig(set="geometric", n_samples=4), 0)
+    on = adapt_and_score(model, tokenizer, one_pair, cfg, AugmentConfig(set="geometric", n_samples=4, allow_single_pair=True), 0)
+    assert (off["stopped_by"], off["steps"]) == ("no_samples", 0), "allow_single_pair off: no leave-one-out sample"
+    assert (on["stopped_by"], on["steps"]) == ("steps", 2), "allow_single_pair is honoured"
+
+    colors = AugmentConfig(set="geometric+color", n_samples=8, permute_background=True)
+    assert any(s.augmentation.colors[0] != 0 for s in task_samples(flip_task, colors, 0)[0]), "permute_background is honoured"
+    past = adapt_and_score(model, tokenizer, flip_task, TrainConfig(steps=50), colors, 0, deadline=time.monotonic() - 1)
+    assert (past["steps"], past["stopped_by"]) == (0, "deadline") and len(past["nll_after"]) == 1

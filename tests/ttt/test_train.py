@@ -118,3 +118,19 @@ def test_micro_batches_cover_each_epoch_within_budget():
         seen += len(group)
     assert sorted(i for g in epoch for i in g) == list(range(5))
     assert all(max(lengths[i] for i in g) * len(g) <= 60 for g in epoch)
+
+
+def test_adapt_leaves_the_global_rng_alone_and_is_deterministic(make_tiny, tokenizer, flip_task):
+    """Dropout draws come from cfg.seed in a forked RNG: the caller's RNG state is untouched, and the
+    same seed gives the same run whatever the caller drew before."""
+    cfg = TrainConfig(steps=3, lr=1e-2, batch_tokens=300, seed=3)
+    runs = []
+    for caller_seed in (0, 1):
+        model = wrap_lora(make_tiny(0), LoraConfig(r=8, dropout=0.3))  # dropout: the RNG matters
+        torch.manual_seed(caller_seed)
+        before = torch.get_rng_state()
+        runs.append(fresh_adapt(model, tokenizer, samples_of(flip_task), cfg).losses)
+        assert torch.equal(torch.get_rng_state(), before)
+    assert runs[0] == runs[1]
+    other = fresh_adapt(wrap_lora(make_tiny(0), LoraConfig(r=8, dropout=0.3)), tokenizer, samples_of(flip_task), cfg.model_copy(update={"seed": 4}))
+    assert other.losses != runs[0]

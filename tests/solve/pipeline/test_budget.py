@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from augment.tasks import Pair, Task
-from solve.pipeline.budget import BudgetPlanner, task_cost
+from solve.pipeline.budget import BudgetPlanner, deadline_cut, observe_record, task_cost
 
 
 def make_task(tid: str, side: int) -> Task:
@@ -72,3 +72,56 @@ def test_task_cap_limits_share():
     planner.order([t])
     budget = planner.allot(t, now=0.0)
     assert budget is not None and budget.seconds == 60.0 and budget.deadline == 60.0
+
+
+def record(status="ok", total=100.0, train=50.0, steps=50, ttt_stop="steps", **stage_flags):
+    """A task record as the pipeline writes it, reduced to what the planner reads."""
+    stages = {"ttt": {"seconds": train + 1.0, "train_seconds": train, "steps": steps, "stopped_by": ttt_stop},
+              "induction": {"seconds": 1.0, **stage_flags}}
+    return {"status": status, "seconds": total, "stages": stages}
+
+
+@pytest.mark.parametrize(
+    "rec, cut",
+    [
+        (record(), False),
+        (record(status="deadline"), True),
+        (record(ttt_stop="deadline"), True),
+        (record(deadline_hit=True), True),
+        (record(scoring_skipped=True), True),
+        (record(status="failed"), False),
+    ],
+    ids=["ok", "task-deadline", "ttt-cut", "sampling-cut", "scoring-skipped", "failed"],
+)
+def test_deadline_cut(rec, cut):
+    assert deadline_cut(rec) is cut
+
+
+def planned_steps(records, train_fraction=1.0) -> int:
+    """Steps planned for a fresh task (share: the 100 s cap) after the planner observed `records`."""
+    tasks = [make_task(f"t{i}", 10) for i in range(len(records) + 1)]
+    planner = BudgetPlanner(deadline=10_000.0, lanes=1, steps=1000, task_cap_s=100.0, train_fraction=train_fraction)
+    planner.order(tasks)
+    for t, rec in zip(tasks, records):
+        planner.allot(t, 0.0)
+        observe_record(planner, t, rec)
+    return planner.allot(tasks[-1], 0.0).steps
+
+
+UNCUT = record(total=100.0, train=50.0, steps=50)  # 1 s per step, 50 s of overhead
+CUT = record(total=100.0, train=99.0, steps=99, ttt_stop="deadline")  # training ate the task: ~1 s "overhead"
+
+
+@pytest.mark.parametrize(
+    "records, fraction, steps",
+    [
+        ([UNCUT], 1.0, 50),  # share 100 s - 50 s overhead at 1 s/step
+        ([UNCUT, CUT], 1.0, 50),  # the cut task's near-zero overhead is not learned (learned: median 25.5 s -> 74 steps)
+        ([CUT], 1.0, 100),  # no uncut task yet: no overhead estimate, step time alone
+        ([CUT], 0.3, 30),  # ... and the training fraction bounds it
+        ([UNCUT], 0.3, 30),  # training may use only its fraction of the share even when more would fit
+    ],
+    ids=["uncut", "cut-ignored", "only-cut", "only-cut-fraction", "fraction-caps"],
+)
+def test_overhead_is_learned_only_from_uncut_tasks(records, fraction, steps):
+    assert planned_steps(records, fraction) == steps

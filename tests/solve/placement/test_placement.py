@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -26,6 +27,7 @@ import pytest
 
 from augment.tasks import load_dataset, select
 from solve.pipeline.runconfig import load_config
+from solve.placement.ds_launch import SHM_BUFFER, SHM_DIR, remove_shm_buffers
 from solve.select.submission import validate_submission
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -137,15 +139,57 @@ def _ds(out: Path, ranks: int, task_ids: list[str], extra: list[str] = (), env: 
     args = ["--config", str(ROOT / "configs" / "smoke.yaml"), *sets, "--out", str(out),
             "--dataset", "arc-agi-1/evaluation", "--task-ids", ",".join(task_ids), "--no-progress"]
     bin_dir = Path(sys.executable).parent
+    port = _free_port()
     if ranks == 1:
         cmd = [sys.executable, "-m", "solve.placement.ds_rank", *args]
     else:
-        cmd = [str(bin_dir / "deepspeed"), "--num_gpus", str(ranks), "--master_port", str(_free_port()),
+        cmd = [str(bin_dir / "deepspeed"), "--num_gpus", str(ranks), "--master_port", str(port),
                "--no_local_rank", "--module", "solve.placement.ds_rank", *args]
     full_env = {**os.environ, "DS_ACCELERATOR": "cpu", "PATH": f"{bin_dir}:{os.environ['PATH']}", **(env or {})}
-    proc = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
+    finally:
+        if ranks > 1:  # the launcher's ranks leave ~69 MB /dev/shm buffers each: remove this launch's
+            remove_shm_buffers(port)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return _records(out)
+
+
+def _launch_ports(console_text: str) -> list[int]:
+    """The master ports of the launches a self-launching run printed."""
+    return [int(p) for p in re.findall(r"launching \d+ deepspeed ranks .*\(master port (\d+)\)", console_text)]
+
+
+class _ShmWatch:
+    """Polls /dev/shm in a thread while a run goes on: which DeepSpeed buffers existed at some point."""
+
+    def __init__(self):
+        import threading
+
+        self.seen: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.2):
+            self.seen |= {p.name for p in SHM_DIR.glob("deepspeed_allreduce_buffer_*")}
+
+    def __enter__(self) -> "_ShmWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def of(self, ports: list[int]) -> list[str]:
+        return sorted(n for n in self.seen if (m := SHM_BUFFER.fullmatch(n)) and int(m["port"]) in ports)
+
+
+def _shm_buffers(ports: list[int]) -> list[str]:
+    """DeepSpeed allreduce buffers in /dev/shm of the launches on `ports` (ours: other runs on the host
+    have their own ports)."""
+    return sorted(p.name for p in SHM_DIR.glob("deepspeed_*") if (m := SHM_BUFFER.fullmatch(p.name)) and int(m["port"]) in ports)
 
 
 @pytest.fixture(scope="module")
@@ -241,12 +285,17 @@ def test_deepspeed_self_launch_survives_ranks_dying(tasks, tmp_path, monkeypatch
     monkeypatch.setenv("ARC_TTT_TEST_FAIL_RANK", f"1:{first}:die")
     cfg = _cfg("placement.mode=deepspeed", "placement.ranks=2", "placement.collective_timeout_s=30")
     console = Console(record=True, width=200)
-    run_tasks(cfg, tasks[:2], RunOptions(out=tmp_path, progress=False), console)
+    with _ShmWatch() as shm:
+        run_tasks(cfg, tasks[:2], RunOptions(out=tmp_path, progress=False), console)
     recs = _records(tmp_path)
     assert recs[first]["status"] == "failed" and recs[first]["error"]["stage"] == "deepspeed"
     assert "died twice" in recs[first]["error"]["message"]
     assert recs[second]["status"] == "ok" and recs[second]["zero_stage"] == 2
-    assert console.export_text().count("launching 2 deepspeed ranks") == 3
+    text = console.export_text()
+    assert text.count("launching 2 deepspeed ranks") == 3
+    ports = _launch_ports(text)
+    assert len(ports) == 3 and len(shm.of(ports)) >= 2  # each rank of a launch creates one (69 MB)
+    assert _shm_buffers(ports) == []  # ranks that died left theirs: every launch's were removed
     _valid(tmp_path, tasks[:2])
 
 
@@ -266,8 +315,11 @@ def test_deepspeed_self_launch_is_killed_at_the_global_deadline(tasks, tmp_path,
     monkeypatch.setattr(ds_launch, "DEADLINE_GRACE_S", 1.0)
     cfg = _cfg("placement.mode=deepspeed", "placement.ranks=2")
     start = time.monotonic()
-    run = run_tasks(cfg, tasks[:2], RunOptions(out=tmp_path, global_deadline_s=2.0, progress=False), Console(quiet=True))
+    console = Console(record=True, width=200, file=open(os.devnull, "w"))
+    run = run_tasks(cfg, tasks[:2], RunOptions(out=tmp_path, global_deadline_s=2.0, progress=False), console)
     assert time.monotonic() - start < 20  # killed at ~3 s, not left to finish (a task takes longer)
+    ports = _launch_ports(console.export_text())
+    assert len(ports) == 1 and _shm_buffers(ports) == []  # the killed ranks' buffers are gone
     recs = _records(tmp_path)
     assert {r["status"] for r in recs.values()} == {"deadline"} and set(recs) == set(TASK_IDS[:2])
     assert len(run.pending()) == 2  # never started: a resumed run tries them

@@ -88,3 +88,42 @@ def test_real_evaluation_set_scores_one_then_zero():
     wrong = {t.id: entry([[(out + 1) % 10, x] for out, x in zip(t.test_outputs, t.test_inputs)]) for t in tasks}
     assert validate_submission(wrong, tasks) == []
     assert score(wrong, tasks).total == 0.0
+
+
+@pytest.mark.parametrize(
+    "hits, total, fraction",
+    [
+        ({"a": True, "b": (False, False)}, 0.5, 1 / 3),  # task a alone weighs as much as both of b's outputs
+        ({"a": False, "b": (True, True)}, 0.5, 2 / 3),
+        ({"a": True, "b": (True, False)}, 0.75, 2 / 3),
+    ],
+)
+def test_score_gives_the_task_mean_and_the_test_output_fraction(hits, total, fraction):
+    a_truth, (b0, b1) = [[2]], ([[5]], [[6, 6]])
+    sub = {
+        "a": [{"attempt_1": a_truth if hits["a"] else [[0]], "attempt_2": [[0]]}],
+        "b": [{"attempt_1": b0 if hits["b"][0] else [[0]], "attempt_2": [[0]]},
+              {"attempt_1": b1 if hits["b"][1] else [[0]], "attempt_2": [[0]]}],
+    }
+    report = score(sub, TASKS)
+    assert report.total == pytest.approx(total) and report.test_fraction == pytest.approx(fraction)
+    assert report.to_json()["test_fraction"] == pytest.approx(fraction)
+    line = report.summary()
+    assert f"total: {total:.4f}" in line and f"test outputs solved: {report.test_inputs_correct}/3" in line
+
+
+def test_score_command_prints_both_numbers(tmp_path):
+    from typer.testing import CliRunner
+
+    from solve.cli.app import app
+
+    tasks = load_dataset("arc-agi-1/evaluation").tasks[:2]
+    sub = {t.id: [{"attempt_1": y.tolist(), "attempt_2": [[0]]} for y in t.test_outputs] for t in tasks}
+    sub[tasks[1].id] = [{"attempt_1": [[0]], "attempt_2": [[0]]} for _ in tasks[1].test_outputs]
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(sub))
+    res = CliRunner().invoke(app, ["score", "--submission", str(path), "--dataset", "arc-agi-1/evaluation"])
+    assert res.exit_code == 0, res.output
+    n0, n = len(tasks[0].test_outputs), sum(len(t.test_outputs) for t in tasks)
+    assert "total: 0.5000 (mean over 2 tasks)" in res.output
+    assert f"test outputs solved: {n0}/{n}" in res.output

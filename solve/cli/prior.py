@@ -1,0 +1,68 @@
+"""CLI commands `synth` (synthetic tasks with programs) and `pretrain` (the program prior)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from solve.cli.common import ConfigOpt, SetOpt, console, fail, load_config_or_fail, parse_shard
+
+
+def synth(
+    n: Annotated[int, typer.Option("--n", help="slots to generate (each yields at most one task)")],
+    out: Annotated[Path, typer.Option("--out", help="directory for challenges.json, solutions.json, programs.jsonl")],
+    seed: Annotated[int, typer.Option(help="corpus seed: the same seed and n give the same files")] = 0,
+    shard: Annotated[Optional[str], typer.Option(help="i/n: only this shard's tasks (shards partition the corpus)")] = None,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Generate synthetic tasks with their DSL programs (Kaggle format), rejects counted, contamination checked."""
+    from solve.synth.corpus import generate_corpus
+
+    if n < 0:
+        raise fail(f"--n must be >= 0, got {n}")
+    report = generate_corpus(n, seed, out, parse_shard(shard) if shard else (0, 1), progress=progress)
+    report["command"] = " ".join(["arc-ttt", *sys.argv[1:]])  # how to make these files again (the model card cites it)
+    (Path(out) / "synth_report.json").write_text(json.dumps(report, indent=1))
+    if as_json:
+        print(json.dumps(report))
+        return
+    c = report["contamination"]
+    console.print(f"accepted {report['accepted']} of {report['attempted']} programs tried over {report['slots']} slots "
+                  f"({report['tasks_per_s']} tasks/s); rejects: " + ", ".join(f"{k} {v}" for k, v in report["rejects"].items() if v))
+    console.print(f"contamination: {c['written_grids_checked']} grids checked against {c['evaluation_grids']} evaluation grids, "
+                  f"{c['written_contaminated']} found, {c['rejected_contaminated']} candidates rejected -> "
+                  + ("[green]clean[/]" if c["clean"] else "[red]CONTAMINATED[/]"))
+    console.print(f"wrote {out}/challenges.json, solutions.json, programs.jsonl")
+    if not c["clean"]:
+        raise typer.Exit(1)
+
+
+def pretrain(
+    corpus: Annotated[list[Path], typer.Option("--corpus", help="an `arc-ttt synth` output directory (repeatable)")],
+    out: Annotated[Path, typer.Option("--out", help="output directory: the adapter (or model), MODEL_CARD.md, checkpoints")],
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Train the program prior on synthetic tasks (+ clean real training tasks); resumes a checkpoint in --out."""
+    from solve.pretrain.data import CorpusError
+    from solve.pretrain.recipe import PretrainError
+    from solve.pretrain.recipe import pretrain as run_pretrain
+    from ttt.lora import AdapterError
+    from ttt.models import ModelResolutionError
+
+    cfg = load_config_or_fail(config, overrides)
+    try:
+        report = run_pretrain(cfg, corpus, out, console, progress)
+    except (CorpusError, PretrainError, AdapterError, ModelResolutionError, ValueError) as e:
+        raise fail(str(e)) from None
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/]: the last checkpoint in {out} resumes with the same command")
+        raise typer.Exit(130) from None
+    if report["done"]:
+        console.print(f"prior written to {out} (use model.adapter: {out}); card: {out}/MODEL_CARD.md")

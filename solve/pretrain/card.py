@@ -1,0 +1,60 @@
+"""The model card written beside a prior: how it was made (data, seeds, steps, metrics, the exact command)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from solve.pipeline.runconfig import RunConfig, dump_config
+
+
+def write_card(out: Path, cfg: RunConfig, report: dict[str, Any]) -> Path:
+    data = report["data"]
+    lines = [
+        f"# arc-ttt program prior: {out.name}",
+        "",
+        f"A {'full fine-tune' if cfg.pretrain.full_model else 'LoRA adapter'} of `{cfg.model.source}` made by `arc-ttt pretrain`; "
+        "use it in a run with `model.adapter: <this directory>` (every task's TTT starts from it).",
+        "",
+        "## Command",
+        "",
+        f"    {report['command']}",
+        "",
+        "## Data",
+        "",
+    ]
+    for c in data["corpora"]:
+        made = f", made by `{c['command']}` (contamination check clean: {c['contamination_clean']})" if c.get("command") else ""
+        lines.append(f"- synthetic corpus `{c['path']}`: {c['tasks']} tasks with programs{made}")
+    lines.append(f"- tasks with a grid side over pretrain.max_grid_side={cfg.pretrain.max_grid_side}: {data['larger_than_max_side']} synthetic left out")
+    lines.append(f"- synthetic tasks trained on: {data['synthetic_train_tasks']}; held out for evaluation: {len(data['heldout_tasks'])}")
+    for r in data["real_datasets"]:
+        lines.append(f"- real `{r['dataset']}`: {r['total'] - r['excluded']} of {r['total']} tasks used as grid samples; "
+                     f"{r['excluded']} excluded because they share a grid with ARC-AGI-1 or ARC-AGI-2 evaluation, "
+                     f"{r['larger_than_max_side']} left out as larger than max_grid_side")
+    lines += [
+        f"- examples: {data['program_examples']} program (code from examples), {data['grid_examples']} grid "
+        f"(output from examples); {data['dropped_too_long']} too long for train.max_seq_len={cfg.train.max_seq_len}",
+        "",
+        "## Training",
+        "",
+        f"- steps {report['steps']}, lr {cfg.train.lr}, {cfg.train.schedule} schedule, warmup {cfg.train.warmup_steps}, "
+        f"batch_tokens {cfg.train.batch_tokens} x grad_accum {cfg.train.grad_accum}, seed {cfg.run.seed}/{cfg.train.seed}",
+        f"- LoRA r {cfg.lora.r}, alpha {cfg.lora.alpha}, targets {', '.join(cfg.lora.target_modules)}",
+        f"- tokens {report['tokens']:,}, {report['tokens_per_s']} tokens/s, {report['train_seconds']} s of training",
+        f"- loss {report['loss_first']:.3f} (first step) -> {report['loss_last']:.3f} (mean of the last 20)",
+        "",
+        "## Evaluation on held-out synthetic tasks (real sandbox)",
+        "",
+        "| step | programs | parse | run | verify | tasks verified | grid NLL |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for e in report["evals"]:
+        lines.append(f"| {e['step']} | {e.get('programs')} | {e.get('parse_rate')} | {e.get('run_rate')} | {e.get('verify_rate')} | "
+                     f"{e.get('tasks_verified')}/{e.get('tasks')} | {e.get('grid_nll')} |")
+    lines += ["", "## Resolved config", "", "```yaml", dump_config(cfg).rstrip(), "```", ""]
+    path = out / "MODEL_CARD.md"
+    path.write_text("\n".join(lines))
+    (out / "pretrain_report.json").write_text(json.dumps(report, indent=1))
+    return path

@@ -1,0 +1,131 @@
+"""Pretraining data: synthetic corpora (tasks + programs) and contamination-filtered real tasks, as examples.
+
+Two kinds of example, built with the same prompt code as TTT and inference (ttt.prompts):
+  - "program" (code from examples): the task's train pairs and test inputs -> its program;
+  - "grid" (output from examples): context pairs + a query input -> the query's output grid.
+Synthetic tasks give one of each (the grid one asks for a test output). Real training tasks give
+augmented leave-one-out grid examples only (they have no programs). A fixed set of synthetic tasks is
+held out of training for evaluation; it is chosen by id hash, so it does not move when a corpus grows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+from augment.contamination import clean_training
+from augment.gridtext import grid_to_text
+from augment.loo import build_samples
+from augment.sets import get_set
+from augment.tasks import Pair, Task, TaskError, load_challenges
+from ttt.prompts import Encoded, encode_sample, program_answer
+
+Kind = Literal["program", "grid"]
+
+
+class CorpusError(ValueError):
+    """A corpus directory that cannot be used, naming the directory and the problem."""
+
+
+@dataclass(frozen=True)
+class Example:
+    kind: Kind
+    context: tuple[Pair, ...]
+    query: np.ndarray | None  # the grid example's input; None for programs
+    test_inputs: tuple[np.ndarray, ...]  # shown in program prompts, as at inference
+    answer: str  # program_answer(source) or the output grid's text
+    origin: str  # task id (and which sample)
+
+
+@dataclass
+class Corpus:
+    """Synthetic tasks (with program sources) from one or more corpus directories."""
+
+    tasks: list[Task] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)  # task id -> program source
+    reports: list[dict[str, Any]] = field(default_factory=list)  # per directory: path, tasks, skipped
+
+
+def load_corpus(dirs: Sequence[str | Path]) -> Corpus:
+    """Tasks and programs of `arc-ttt synth` output directories (challenges.json, solutions.json, programs.jsonl)."""
+    corpus = Corpus()
+    for d in dirs:
+        d = Path(d)
+        files = [d / "challenges.json", d / "solutions.json", d / "programs.jsonl"]
+        missing = [f.name for f in files if not f.is_file()]
+        if missing:
+            raise CorpusError(f"{d}: not a synth corpus (missing {', '.join(missing)}); make one with `arc-ttt synth`")
+        try:
+            loaded = load_challenges(files[0], files[1])
+        except TaskError as e:
+            raise CorpusError(f"{d}: {e}") from None
+        sources = {}
+        for n, line in enumerate(files[2].read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                    sources[row["task_id"]] = row["source"]
+                except (json.JSONDecodeError, KeyError, TypeError) as e:
+                    raise CorpusError(f"{files[2]}:{n}: bad programs.jsonl line ({e})") from None
+        tasks = [t for t in loaded.tasks if t.id in sources]
+        corpus.tasks += tasks
+        corpus.sources.update({t.id: sources[t.id] for t in tasks})
+        made = json.loads((d / "synth_report.json").read_text()) if (d / "synth_report.json").is_file() else {}
+        corpus.reports.append({"path": str(d), "tasks": len(tasks), "skipped": len(loaded.issues) + len(loaded.tasks) - len(tasks),
+                               "command": made.get("command"), "contamination_clean": made.get("contamination", {}).get("clean")})
+    return corpus
+
+
+def split_heldout(tasks: Sequence[Task], n_heldout: int) -> tuple[list[Task], list[Task]]:
+    """(train, heldout): the `n_heldout` tasks with the smallest id hashes are held out."""
+    ranked = sorted(tasks, key=lambda t: hashlib.sha256(t.id.encode()).digest())
+    held = {t.id for t in ranked[:n_heldout]}
+    return [t for t in tasks if t.id not in held], [t for t in tasks if t.id in held]
+
+
+def synthetic_examples(tasks: Sequence[Task], sources: dict[str, str]) -> tuple[list[Example], list[Example]]:
+    """(program examples, grid examples) of synthetic tasks: one of each per task."""
+    programs, grids = [], []
+    for t in tasks:
+        programs.append(Example("program", t.train, None, t.test_inputs, program_answer(sources[t.id]), t.id))
+        if t.test_outputs is not None:
+            grids.append(Example("grid", t.train, t.test_inputs[0], (), grid_to_text(t.test_outputs[0]), f"{t.id}:test0"))
+    return programs, grids
+
+
+def real_examples(datasets: Sequence[str], per_task: int, seed: int, max_side: int = 30) -> tuple[list[Example], list[dict[str, Any]]]:
+    """Augmented leave-one-out grid examples of real training tasks that share no grid with any evaluation
+    set (`augment.contamination.clean_training` enforces it and refuses evaluation sets), with its reports."""
+    examples, reports = [], []
+    if per_task <= 0:
+        return examples, reports
+    spec = get_set("geometric+color")
+    for name in datasets:
+        tasks, report = clean_training(name)
+        small = [t for t in tasks if t.max_side <= max_side]
+        reports.append({**{k: v for k, v in report.items() if k != "excluded_ids"}, "larger_than_max_side": len(tasks) - len(small)})
+        for i, task in enumerate(small):
+            samples, _ = build_samples(task, spec, per_task, np.random.default_rng([seed, i]))
+            examples += [
+                Example("grid", s.context, s.query, (), grid_to_text(s.target), f"{task.id}:{s.augmentation.name}:{s.held_out}")
+                for s in samples[:per_task]
+            ]
+    return examples, reports
+
+
+def encode_examples(tokenizer: Any, examples: Sequence[Example], max_seq_len: int) -> tuple[list[Encoded], int]:
+    """Token ids + labels of each example that fits `max_seq_len` (context pairs dropped as in TTT); and the
+    number dropped."""
+    out, dropped = [], 0
+    for ex in examples:
+        enc = encode_sample(tokenizer, ex.context, ex.query, ex.answer, kind=ex.kind, max_seq_len=max_seq_len, test_inputs=ex.test_inputs)
+        if enc is None:
+            dropped += 1
+        else:
+            out.append(enc)
+    return out, dropped

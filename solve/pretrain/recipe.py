@@ -1,0 +1,236 @@
+"""The pretraining recipe: one loop, stateless data order, resumable checkpoints, periodic evaluation.
+
+A step draws its micro-batches from a numpy Generator seeded with (seed, step), so the data order
+depends on nothing but the step number: a resumed run sees exactly what an uninterrupted one would.
+Each micro-batch is all program examples or all grid examples (`pretrain.program_share` of them
+programs), packed under `train.batch_tokens`. The optimizer step is ttt.train's (`train_step`,
+`LocalRunner`: AdamW, warmup + decay, clipping), the same as per-task TTT.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from solve.pipeline.runconfig import RunConfig, dump_config
+from solve.pretrain.card import write_card
+from solve.pretrain.data import encode_examples, load_corpus, real_examples, split_heldout, synthetic_examples
+from solve.pretrain.evaluate import evaluate_prior
+from ttt.nll import collate, model_device
+from ttt.prompts import Encoded, pad_id
+from ttt.train import LocalRunner, set_checkpointing, train_step
+
+CHECKPOINT = "checkpoint"
+STATE = "state.pt"
+LOG = "pretrain.jsonl"
+
+
+class PretrainError(ValueError):
+    """A pretraining run that cannot start or resume as asked."""
+
+
+@dataclass
+class Pools:
+    programs: list[Encoded]
+    grids: list[Encoded]
+
+
+def draw_step(pools: Pools, step: int, seed: int, cfg: RunConfig) -> list[list[Encoded]]:
+    """The micro-batches of optimizer step `step`: a pure function of (seed, step)."""
+    rng = np.random.default_rng([seed, step])
+    out = []
+    for _ in range(cfg.train.grad_accum):
+        use_programs = pools.programs and (not pools.grids or rng.random() < cfg.pretrain.program_share)
+        pool = pools.programs if use_programs else pools.grids
+        batch: list[Encoded] = []
+        width = 0
+        for i in rng.permutation(len(pool))[:64].tolist():  # at most 64 candidates per micro-batch
+            w = max(width, len(pool[i].input_ids))
+            if batch and w * (len(batch) + 1) > cfg.train.batch_tokens:
+                break
+            batch.append(pool[i])
+            width = w
+        out.append(batch)
+    return out
+
+
+def pretrain(cfg: RunConfig, corpora: Sequence[str | Path], out: str | Path, console: Any = None, progress: bool = True,
+             stop_after: int | None = None) -> dict[str, Any]:
+    """Train the prior into `out` (resuming a checkpoint there); returns the final report (also in the card).
+    `stop_after`: end this call after that many more steps, leaving a checkpoint (tests, time slices)."""
+    from rich.console import Console
+
+    from solve.sandbox.pool import Sandbox
+    from ttt.lora import lora_parameters, reset_adapter, save_adapter, wrap_lora
+    from ttt.models import load_model
+
+    console = console or Console()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_resume(out, cfg)
+    started = time.monotonic()
+    corpus = load_corpus(corpora)
+    small = [t for t in corpus.tasks if t.max_side <= cfg.pretrain.max_grid_side]
+    train_tasks, heldout = split_heldout(small, cfg.pretrain.heldout_tasks)
+    programs, grids = synthetic_examples(train_tasks, corpus.sources)
+    real, real_reports = real_examples(cfg.pretrain.real_datasets, cfg.pretrain.real_samples_per_task, cfg.run.seed,
+                                      cfg.pretrain.max_grid_side)
+    model, tokenizer = load_model(cfg.model)
+    if cfg.pretrain.full_model:
+        for p in model.parameters():
+            p.requires_grad_(True)
+        params = [p for p in model.parameters()]
+    else:
+        model = wrap_lora(model, cfg.lora, cfg.model.adapter)
+        reset_adapter(model, cfg.train.seed)
+        params = lora_parameters(model)
+    enc_programs, drop_p = encode_examples(tokenizer, programs, cfg.train.max_seq_len)
+    enc_grids, drop_g = encode_examples(tokenizer, grids + real, cfg.train.max_seq_len)
+    pools = Pools(enc_programs, enc_grids)
+    if not pools.programs and not pools.grids:
+        raise PretrainError(f"no training example fits train.max_seq_len={cfg.train.max_seq_len}")
+    data = {
+        "corpora": corpus.reports, "larger_than_max_side": len(corpus.tasks) - len(small), "synthetic_train_tasks": len(train_tasks), "heldout_tasks": [t.id for t in heldout],
+        "program_examples": len(enc_programs), "grid_examples": len(enc_grids), "dropped_too_long": drop_p + drop_g,
+        "real_datasets": real_reports, "real_examples": len(real),
+    }
+    console.print(f"pretrain: {len(enc_programs)} program and {len(enc_grids)} grid examples "
+                  f"({len(train_tasks)} synthetic tasks, {len(real)} real-task samples; {len(heldout)} tasks held out)")
+    for r in real_reports:
+        console.print(f"  {r['dataset']}: {r['total'] - r['excluded']} of {r['total']} tasks used, {r['excluded']} excluded (share a grid with an evaluation set)")
+
+    runner = LocalRunner()
+    runner.start(model, params, cfg.train)
+    step, history, evals, tokens_total, train_s = _resume(out, model, params, runner)
+    device = model_device(model)
+    pad = pad_id(tokenizer)
+    if not cfg.pretrain.full_model:  # ttt.train's switch expects the peft wrapper
+        set_checkpointing(model, cfg.train.gradient_checkpointing)
+    log = open(out / LOG, "a")
+    end_step = cfg.train.steps if stop_after is None else min(cfg.train.steps, step + stop_after)
+    with Sandbox(cfg.sandbox) as sandbox, _bar(console, progress) as bar:
+        job = bar.add_task("pretrain", total=cfg.train.steps, completed=step, loss="", tps="")
+        while step < end_step:
+            t0 = time.monotonic()
+            model.train()
+            mbs = [collate([(e.input_ids, e.labels) for e in b], pad).to(device) for b in draw_step(pools, step, cfg.run.seed, cfg)]
+            loss = train_step(model, mbs, runner.backward, runner.step)
+            n_tok = sum(mb.n_tokens for mb in mbs)
+            dt = time.monotonic() - t0
+            step += 1
+            tokens_total += n_tok
+            train_s += dt
+            history.append(loss)
+            log.write(json.dumps({"step": step, "loss": round(loss, 5), "tokens": n_tok, "seconds": round(dt, 3)}) + "\n")
+            log.flush()
+            bar.update(job, completed=step, loss=f"loss {np.mean(history[-20:]):.3f}", tps=f"{tokens_total / train_s:.0f} tok/s")
+            if cfg.pretrain.eval_every and step % cfg.pretrain.eval_every == 0 and step < cfg.train.steps:
+                evals.append({"step": step, **_evaluate(model, tokenizer, heldout, sandbox, cfg)})
+                console.print(f"eval at step {step}: {evals[-1]}")
+            if step % cfg.pretrain.checkpoint_every == 0 or step == end_step:
+                _save_checkpoint(out, step, params, runner, history, evals, tokens_total, train_s, cfg)
+        if step >= cfg.train.steps and (not evals or evals[-1]["step"] != step):
+            evals.append({"step": step, **_evaluate(model, tokenizer, heldout, sandbox, cfg)})
+            console.print(f"eval at step {step}: {evals[-1]}")
+            _save_checkpoint(out, step, params, runner, history, evals, tokens_total, train_s, cfg)
+    log.close()
+    model.eval()
+    report = {
+        "steps": step, "done": step >= cfg.train.steps, "loss_first": history[0] if history else None,
+        "loss_last": float(np.mean(history[-20:])) if history else None, "tokens": tokens_total,
+        "tokens_per_s": round(tokens_total / train_s, 1) if train_s else None, "train_seconds": round(train_s, 1),
+        "evals": evals, "data": data, "command": " ".join(sys.argv), "seconds_this_call": round(time.monotonic() - started, 1),
+    }
+    if report["done"]:
+        if cfg.pretrain.full_model:
+            model.save_pretrained(out / "model")
+            tokenizer.save_pretrained(out / "tokenizer")
+        else:
+            save_adapter(model, out)
+            _weights_to_bf16(out / "adapter_model.safetensors")
+            (out / "README.md").unlink(missing_ok=True)  # peft's empty template; MODEL_CARD.md says how it was made
+        write_card(out, cfg, report)
+    (out / "pretrain.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def _weights_to_bf16(path: Path) -> None:
+    """Store the adapter in bfloat16: half the size (SmolLM2-135M r16: 9.8 MB, not 19.5), and its
+    rounding (~3 significant digits) is far below what one TTT step changes. Loading casts back."""
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(path))
+    save_file({k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in state.items()}, str(path), metadata={"format": "pt"})
+
+
+def _evaluate(model, tokenizer, heldout, sandbox, cfg: RunConfig) -> dict[str, Any]:
+    was = model.training
+    model.eval()
+    try:
+        return evaluate_prior(model, tokenizer, heldout, sandbox, cfg.solve, cfg.pretrain.eval_programs, cfg.run.seed)
+    finally:
+        model.train(was)
+
+
+def _bar(console, enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),
+                    TextColumn("{task.fields[tps]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not enabled)
+
+
+def _check_resume(out: Path, cfg: RunConfig) -> None:
+    """A checkpoint in `out` made with another config is refused, naming the keys that differ."""
+    saved = out / CHECKPOINT / "config.yaml"
+    if not saved.is_file():
+        return
+    import yaml
+
+    old, new = yaml.safe_load(saved.read_text()), yaml.safe_load(dump_config(cfg))
+    diff = [f"{s}.{k}" for s in sorted(set(old) | set(new)) for k in sorted(set(old.get(s, {})) | set(new.get(s, {})))
+            if old.get(s, {}).get(k) != new.get(s, {}).get(k)]
+    if diff:
+        raise PretrainError(f"{out} holds a checkpoint made with another config (differs in {', '.join(diff)}); use a new --out")
+
+
+def _save_checkpoint(out: Path, step, params, runner, history, evals, tokens_total, train_s, cfg: RunConfig) -> None:
+    """Trainable weights, optimizer and schedule, progress: written to a temp dir, then swapped in."""
+    tmp = out / f"{CHECKPOINT}.tmp"
+    tmp.mkdir(exist_ok=True)
+    torch.save({
+        "step": step, "weights": [p.detach().cpu() for p in params], "optimizer": runner.optimizer.state_dict(),
+        "scheduler": runner.scheduler.state_dict(), "history": history, "evals": evals, "tokens": tokens_total,
+        "train_seconds": train_s,
+    }, tmp / STATE)
+    (tmp / "config.yaml").write_text(dump_config(cfg))
+    final = out / CHECKPOINT
+    old = out / f"{CHECKPOINT}.old"
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    if old.exists():
+        import shutil
+
+        shutil.rmtree(old)
+
+
+@torch.no_grad()
+def _resume(out: Path, model, params, runner) -> tuple[int, list[float], list[dict], int, float]:
+    path = out / CHECKPOINT / STATE
+    if not path.is_file():
+        return 0, [], [], 0, 0.0
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if len(state["weights"]) != len(params):
+        raise PretrainError(f"{path}: checkpoint has {len(state['weights'])} tensors, the model {len(params)}")
+    for p, w in zip(params, state["weights"]):
+        p.copy_(w.to(p.device, p.dtype))
+    runner.optimizer.load_state_dict(state["optimizer"])
+    runner.scheduler.load_state_dict(state["scheduler"])
+    return state["step"], list(state["history"]), list(state["evals"]), int(state["tokens"]), float(state["train_seconds"])
