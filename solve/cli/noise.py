@@ -34,9 +34,22 @@ def route_noise(verbose: bool, log_path: Path | None = None) -> None:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     if verbose:
         logging.basicConfig(level=logging.WARNING)
-    logging.captureWarnings(True)
-    warnings.simplefilter("default")  # each distinct warning once, through logging (py.warnings)
+    warnings.simplefilter("default")  # each distinct warning once
+    warnings.showwarning = _show_warning
     redirect_noise(log_path or default_log_path())
+
+
+_ROOT = Path(__file__).resolve().parents[2]  # the directory holding our packages
+_OURS = tuple(str(_ROOT / pkg) for pkg in ("augment", "ttt", "solve"))
+_terminal_warning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001 (warnings' signature)
+    """Our own warnings (e.g. a sandbox without full isolation) stay on the terminal; others go to the log."""
+    if str(filename).startswith(_OURS) or _state["verbose"]:
+        _terminal_warning(message, category, filename, lineno, file, line)
+    if not str(filename).startswith(_OURS):
+        logging.getLogger("py.warnings").warning(warnings.formatwarning(message, category, filename, lineno, line).rstrip())
 
 
 def redirect_noise(log_path: Path) -> None:

@@ -59,10 +59,11 @@ def pretrain(
     cfg = load_config_or_fail(config, overrides)
     try:
         report = run_pretrain(cfg, corpus, out, console, progress)
-    except (CorpusError, PretrainError, AdapterError, ModelResolutionError, ValueError) as e:
+    except (CorpusError, PretrainError, AdapterError, ModelResolutionError, ValueError, RuntimeError) as e:
         raise fail(str(e)) from None
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/]: the last checkpoint in {out} resumes with the same command")
         raise typer.Exit(130) from None
     if report["done"]:
-        console.print(f"prior written to {out} (use model.adapter: {out}); card: {out}/MODEL_CARD.md")
+        use = f"model.source: {out}" if cfg.pretrain.full_model else f"model.adapter: {out}"
+        console.print(f"prior written to {out} (use {use}); card: {out}/MODEL_CARD.md")

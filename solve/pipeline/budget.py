@@ -134,7 +134,10 @@ def observe_record(planner: BudgetPlanner, task: Task, record: dict) -> None:
     """`planner.observe` with what a task record says: its seconds, training's own seconds and steps, and whether it was cut."""
     t = record.get("stages", {}).get("ttt", {})
     train_s = t.get("train_seconds", t.get("seconds", 0.0))  # records before train_seconds: the stage time
-    planner.observe(task, record.get("seconds", 0.0), train_s, t.get("steps", 0), cut=deadline_cut(record))
+    steps = t.get("steps", 0)
+    if t.get("cached"):  # the adapter was loaded, not trained: those seconds and steps were another run's
+        train_s, steps = 0.0, 0
+    planner.observe(task, record.get("seconds", 0.0), train_s, steps, cut=deadline_cut(record))
 
 
 def task_deadline(start: float, deadline: float | None, task_timeout_s: float | None) -> float | None:

@@ -235,6 +235,17 @@ class AdapterCacheEntry:
     record: Path
 
 
+def _prior_digest(adapter: str | None) -> str | None:
+    """sha256 of the prior adapter's weights file (None without a prior)."""
+    if adapter is None:
+        return None
+    import hashlib
+
+    from ttt.lora import ADAPTER_WEIGHTS, resolve_adapter_dir
+
+    return hashlib.sha256((resolve_adapter_dir(adapter) / ADAPTER_WEIGHTS).read_bytes()).hexdigest()
+
+
 def adapter_cache_key(s: TaskState, train_cfg: Any) -> str:
     """A hash of every input that decides the trained adapter: the model, lora, augment and train
     sections (with the planner's step cap applied), run.seed (the augmentation stream), the task id
@@ -250,6 +261,7 @@ def adapter_cache_key(s: TaskState, train_cfg: Any) -> str:
         **s.cfg.model_dump(mode="json", include={"model", "lora", "augment"}),
         "train": train_cfg.model_dump(mode="json"),
         "run.seed": s.cfg.run.seed, "task": s.task.id, "train_pairs": pairs.hexdigest(),
+        "prior": _prior_digest(s.cfg.model.adapter),  # a retrained prior at the same path is another start
     }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:24]
 

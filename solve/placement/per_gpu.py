@@ -97,7 +97,11 @@ def worker_count(cfg: RunConfig) -> tuple[int, list[str]]:
 
     gpus = torch.cuda.device_count() if cfg.model.device != "cpu" else 0
     n = cfg.placement.workers or max(1, gpus)
-    devices = [f"cuda:{i % gpus}" for i in range(n)] if gpus else ["cpu"] * n
+    # Physical ids: a worker sets CUDA_VISIBLE_DEVICES itself, so logical index i must map through this
+    # process's own CUDA_VISIBLE_DEVICES (e.g. "2,3": logical 0 is physical 2), or it lands outside the set.
+    visible = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    physical = visible if len(visible) >= gpus > 0 else [str(i) for i in range(gpus)]
+    devices = [f"cuda:{physical[i % gpus]}" for i in range(n)] if gpus else ["cpu"] * n
     return n, devices
 
 

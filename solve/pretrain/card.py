@@ -9,13 +9,18 @@ from typing import Any
 from solve.pipeline.runconfig import RunConfig, dump_config
 
 
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
 def write_card(out: Path, cfg: RunConfig, report: dict[str, Any]) -> Path:
     data = report["data"]
     lines = [
         f"# arc-ttt program prior: {out.name}",
         "",
         f"A {'full fine-tune' if cfg.pretrain.full_model else 'LoRA adapter'} of `{cfg.model.source}` made by `arc-ttt pretrain`; "
-        "use it in a run with `model.adapter: <this directory>` (every task's TTT starts from it).",
+        + ("use it in a run with `model.source: <this directory>`." if cfg.pretrain.full_model else
+           "use it in a run with `model.adapter: <this directory>` (every task's TTT starts from it)."),
         "",
         "## Command",
         "",
@@ -26,7 +31,8 @@ def write_card(out: Path, cfg: RunConfig, report: dict[str, Any]) -> Path:
     ]
     for c in data["corpora"]:
         made = f", made by `{c['command']}` (contamination check clean: {c['contamination_clean']})" if c.get("command") else ""
-        lines.append(f"- synthetic corpus `{c['path']}`: {c['tasks']} tasks with programs{made}")
+        lines.append(f"- synthetic corpus `{c['path']}`: {c['tasks']} tasks with programs{made}; "
+                     f"{c.get('contaminated_dropped', 0)} dropped at load for sharing a grid with an evaluation set")
     lines.append(f"- tasks with a grid side over pretrain.max_grid_side={cfg.pretrain.max_grid_side}: {data['larger_than_max_side']} synthetic left out")
     lines.append(f"- synthetic tasks trained on: {data['synthetic_train_tasks']}; held out for evaluation: {len(data['heldout_tasks'])}")
     for r in data["real_datasets"]:
@@ -43,7 +49,7 @@ def write_card(out: Path, cfg: RunConfig, report: dict[str, Any]) -> Path:
         f"batch_tokens {cfg.train.batch_tokens} x grad_accum {cfg.train.grad_accum}, seed {cfg.run.seed}/{cfg.train.seed}",
         f"- LoRA r {cfg.lora.r}, alpha {cfg.lora.alpha}, targets {', '.join(cfg.lora.target_modules)}",
         f"- tokens {report['tokens']:,}, {report['tokens_per_s']} tokens/s, {report['train_seconds']} s of training",
-        f"- loss {report['loss_first']:.3f} (first step) -> {report['loss_last']:.3f} (mean of the last 20)",
+        f"- loss {_num(report['loss_first'])} (first step) -> {_num(report['loss_last'])} (mean of the last 20)",
         "",
         "## Evaluation on held-out synthetic tasks (real sandbox)",
         "",

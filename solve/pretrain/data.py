@@ -5,7 +5,9 @@ Two kinds of example, built with the same prompt code as TTT and inference (ttt.
   - "grid" (output from examples): context pairs + a query input -> the query's output grid.
 Synthetic tasks give one of each (the grid one asks for a test output). Real training tasks give
 augmented leave-one-out grid examples only (they have no programs). A fixed set of synthetic tasks is
-held out of training for evaluation; it is chosen by id hash, so it does not move when a corpus grows.
+held out of training for evaluation, chosen by id hash (not by file order); a checkpoint pins it and the
+training tasks, so a resumed run cannot silently train on another corpus. Every task and augmented grid is
+checked against the evaluation sets here, whoever made the corpus.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from augment.contamination import clean_training
+from augment.contamination import clean_training, contaminated, evaluation_grid_keys, grid_key
 from augment.gridtext import grid_to_text
 from augment.loo import build_samples
 from augment.sets import get_set
@@ -73,11 +75,16 @@ def load_corpus(dirs: Sequence[str | Path]) -> Corpus:
                 except (json.JSONDecodeError, KeyError, TypeError) as e:
                     raise CorpusError(f"{files[2]}:{n}: bad programs.jsonl line ({e})") from None
         tasks = [t for t in loaded.tasks if t.id in sources]
-        corpus.tasks += tasks
-        corpus.sources.update({t.id: sources[t.id] for t in tasks})
         made = json.loads((d / "synth_report.json").read_text()) if (d / "synth_report.json").is_file() else {}
-        corpus.reports.append({"path": str(d), "tasks": len(tasks), "skipped": len(loaded.issues) + len(loaded.tasks) - len(tasks),
-                               "command": made.get("command"), "contamination_clean": made.get("contamination", {}).get("clean")})
+        if made.get("contamination", {}).get("clean") is False:
+            raise CorpusError(f"{d}: its synth report says it holds evaluation grids; it cannot be trained on")
+        # Checked again here, whoever made the files: no task sharing a grid with an evaluation set is trained on.
+        clean = [t for t in tasks if not contaminated(t)]
+        corpus.tasks += clean
+        corpus.sources.update({t.id: sources[t.id] for t in clean})
+        corpus.reports.append({"path": str(d), "tasks": len(clean), "skipped": len(loaded.issues) + len(loaded.tasks) - len(tasks),
+                               "contaminated_dropped": len(tasks) - len(clean), "command": made.get("command"),
+                               "contamination_clean": made.get("contamination", {}).get("clean")})
     return corpus
 
 
@@ -105,17 +112,31 @@ def real_examples(datasets: Sequence[str], per_task: int, seed: int, max_side: i
     if per_task <= 0:
         return examples, reports
     spec = get_set("geometric+color")
+    eval_keys = evaluation_grid_keys()
     for name in datasets:
         tasks, report = clean_training(name)
         small = [t for t in tasks if t.max_side <= max_side]
         reports.append({**{k: v for k, v in report.items() if k != "excluded_ids"}, "larger_than_max_side": len(tasks) - len(small)})
         for i, task in enumerate(small):
             samples, _ = build_samples(task, spec, per_task, np.random.default_rng([seed, i]))
+            # An augmentation of a clean task can still hit an evaluation grid (small grids recoloured or turned).
+            kept = [s for s in samples[:per_task] if not any(grid_key(g) in eval_keys for g in _sample_grids(s))]
+            reports[-1]["augmented_dropped"] = reports[-1].get("augmented_dropped", 0) + len(samples[:per_task]) - len(kept)
             examples += [
                 Example("grid", s.context, s.query, (), grid_to_text(s.target), f"{task.id}:{s.augmentation.name}:{s.held_out}")
-                for s in samples[:per_task]
+                for s in kept
             ]
     return examples, reports
+
+
+def _sample_grids(sample: Any) -> list[np.ndarray]:
+    return [g for p in sample.context for g in (p.input, p.output)] + [sample.query, sample.target]
+
+
+def corpus_fingerprint(tasks: Sequence[Task], heldout: Sequence[Task]) -> dict[str, Any]:
+    """What a checkpoint pins: the training tasks (a hash of their sorted ids) and the held-out ids."""
+    digest = hashlib.sha256("\n".join(sorted(t.id for t in tasks)).encode()).hexdigest()[:16]
+    return {"train_tasks": len(tasks), "train_ids_sha256": digest, "heldout_ids": sorted(t.id for t in heldout)}
 
 
 def encode_examples(tokenizer: Any, examples: Sequence[Example], max_seq_len: int) -> tuple[list[Encoded], int]:

@@ -21,7 +21,7 @@ import torch
 
 from solve.pipeline.runconfig import RunConfig, dump_config
 from solve.pretrain.card import write_card
-from solve.pretrain.data import encode_examples, load_corpus, real_examples, split_heldout, synthetic_examples
+from solve.pretrain.data import corpus_fingerprint, encode_examples, load_corpus, real_examples, split_heldout, synthetic_examples
 from solve.pretrain.evaluate import evaluate_prior
 from ttt.nll import collate, model_device
 from ttt.prompts import Encoded, pad_id
@@ -96,7 +96,9 @@ def pretrain(cfg: RunConfig, corpora: Sequence[str | Path], out: str | Path, con
     pools = Pools(enc_programs, enc_grids)
     if not pools.programs and not pools.grids:
         raise PretrainError(f"no training example fits train.max_seq_len={cfg.train.max_seq_len}")
+    fingerprint = corpus_fingerprint(train_tasks, heldout)
     data = {
+        "fingerprint": fingerprint,
         "corpora": corpus.reports, "larger_than_max_side": len(corpus.tasks) - len(small), "synthetic_train_tasks": len(train_tasks), "heldout_tasks": [t.id for t in heldout],
         "program_examples": len(enc_programs), "grid_examples": len(enc_grids), "dropped_too_long": drop_p + drop_g,
         "real_datasets": real_reports, "real_examples": len(real),
@@ -108,7 +110,8 @@ def pretrain(cfg: RunConfig, corpora: Sequence[str | Path], out: str | Path, con
 
     runner = LocalRunner()
     runner.start(model, params, cfg.train)
-    step, history, evals, tokens_total, train_s = _resume(out, model, params, runner)
+    step, history, evals, tokens_total, train_s = _resume(out, model, params, runner, fingerprint)
+    _truncate_log(out / LOG, step)  # steps after the last checkpoint are run again: their lines go
     device = model_device(model)
     pad = pad_id(tokenizer)
     if not cfg.pretrain.full_model:  # ttt.train's switch expects the peft wrapper
@@ -135,11 +138,11 @@ def pretrain(cfg: RunConfig, corpora: Sequence[str | Path], out: str | Path, con
                 evals.append({"step": step, **_evaluate(model, tokenizer, heldout, sandbox, cfg)})
                 console.print(f"eval at step {step}: {evals[-1]}")
             if step % cfg.pretrain.checkpoint_every == 0 or step == end_step:
-                _save_checkpoint(out, step, params, runner, history, evals, tokens_total, train_s, cfg)
+                _save_checkpoint(out, step, params, runner, history, evals, tokens_total, train_s, cfg, fingerprint)
         if step >= cfg.train.steps and (not evals or evals[-1]["step"] != step):
             evals.append({"step": step, **_evaluate(model, tokenizer, heldout, sandbox, cfg)})
             console.print(f"eval at step {step}: {evals[-1]}")
-            _save_checkpoint(out, step, params, runner, history, evals, tokens_total, train_s, cfg)
+            _save_checkpoint(out, step, params, runner, history, evals, tokens_total, train_s, cfg, fingerprint)
     log.close()
     model.eval()
     report = {
@@ -188,7 +191,7 @@ def _bar(console, enabled: bool):
 
 def _check_resume(out: Path, cfg: RunConfig) -> None:
     """A checkpoint in `out` made with another config is refused, naming the keys that differ."""
-    saved = out / CHECKPOINT / "config.yaml"
+    saved = _checkpoint_dir(out) / "config.yaml"
     if not saved.is_file():
         return
     import yaml
@@ -200,33 +203,49 @@ def _check_resume(out: Path, cfg: RunConfig) -> None:
         raise PretrainError(f"{out} holds a checkpoint made with another config (differs in {', '.join(diff)}); use a new --out")
 
 
-def _save_checkpoint(out: Path, step, params, runner, history, evals, tokens_total, train_s, cfg: RunConfig) -> None:
+def _checkpoint_dir(out: Path) -> Path:
+    """The checkpoint to resume: `checkpoint/`, or `checkpoint.old/` when a crash fell between the two renames."""
+    final, old = out / CHECKPOINT, out / f"{CHECKPOINT}.old"
+    return final if final.is_dir() or not old.is_dir() else old
+
+
+def _save_checkpoint(out: Path, step, params, runner, history, evals, tokens_total, train_s, cfg: RunConfig, fingerprint) -> None:
     """Trainable weights, optimizer and schedule, progress: written to a temp dir, then swapped in."""
+    import shutil
+
     tmp = out / f"{CHECKPOINT}.tmp"
-    tmp.mkdir(exist_ok=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
     torch.save({
         "step": step, "weights": [p.detach().cpu() for p in params], "optimizer": runner.optimizer.state_dict(),
         "scheduler": runner.scheduler.state_dict(), "history": history, "evals": evals, "tokens": tokens_total,
-        "train_seconds": train_s,
+        "train_seconds": train_s, "fingerprint": fingerprint,
     }, tmp / STATE)
     (tmp / "config.yaml").write_text(dump_config(cfg))
-    final = out / CHECKPOINT
-    old = out / f"{CHECKPOINT}.old"
-    if final.exists():
+    final, old = out / CHECKPOINT, out / f"{CHECKPOINT}.old"
+    if final.is_dir():
+        shutil.rmtree(old, ignore_errors=True)  # a crash after an earlier swap may have left it
         final.rename(old)
     tmp.rename(final)
-    if old.exists():
-        import shutil
+    shutil.rmtree(old, ignore_errors=True)
 
-        shutil.rmtree(old)
+
+def _truncate_log(path: Path, step: int) -> None:
+    if not path.is_file():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in lines))
 
 
 @torch.no_grad()
-def _resume(out: Path, model, params, runner) -> tuple[int, list[float], list[dict], int, float]:
-    path = out / CHECKPOINT / STATE
+def _resume(out: Path, model, params, runner, fingerprint: dict) -> tuple[int, list[float], list[dict], int, float]:
+    path = _checkpoint_dir(out) / STATE
     if not path.is_file():
         return 0, [], [], 0, 0.0
     state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("fingerprint") != fingerprint:
+        raise PretrainError(f"{path}: the checkpoint was made on other training or held-out tasks (another --corpus?); "
+                            "resume with the same corpora, or use a new --out")
     if len(state["weights"]) != len(params):
         raise PretrainError(f"{path}: checkpoint has {len(state['weights'])} tensors, the model {len(params)}")
     for p, w in zip(params, state["weights"]):

@@ -203,7 +203,7 @@ class Sandbox:
 
     def __init__(self, config: SandboxConfig | None = None):
         self.config = config or SandboxConfig()
-        self.size = self.config.workers or os.cpu_count() or 1
+        self.size = self.config.workers or _usable_cores()
         self._settings = {
             "timeout_s": self.config.timeout_s, "memory_mb": self.config.memory_mb, "cpu_s": self.config.cpu_s,
             "max_output_chars": self.config.max_output_chars, "seccomp": self.config.seccomp,
@@ -407,3 +407,10 @@ def _record(program_id: str, reply: dict, seconds: float) -> RunRecord:
     except (KeyError, TypeError, ValueError) as e:
         raise _WorkerGone(f"malformed worker reply: {e}") from None
 
+
+def _usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity: containers and taskset), not the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1

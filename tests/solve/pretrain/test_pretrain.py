@@ -75,3 +75,34 @@ def test_real_examples_never_come_from_an_evaluation_set():
     r = reports[0]
     assert r["excluded"] >= 376  # ARC-AGI-2 training holds 376 of ARC-AGI-1's evaluation tasks
     assert len(examples) == r["total"] - r["excluded"] - r["larger_than_max_side"]
+
+
+def test_a_planted_evaluation_task_is_never_trained_on(tmp_path, corpus):
+    """Whoever made the corpus, a task sharing a grid with an evaluation set is dropped at load and counted."""
+    import shutil
+
+    from augment.tasks import load_dataset
+
+    planted = tmp_path / "planted"
+    shutil.copytree(corpus, planted)
+    (planted / "synth_report.json").unlink(missing_ok=True)
+    evil = load_dataset("arc-agi-1/evaluation").tasks[0]
+    challenges = json.loads((planted / "challenges.json").read_text())
+    solutions = json.loads((planted / "solutions.json").read_text())
+    challenges["planted"] = {"train": evil.to_json()["train"], "test": [{"input": g.tolist()} for g in evil.test_inputs]}
+    solutions["planted"] = [g.tolist() for g in evil.test_outputs]
+    (planted / "challenges.json").write_text(json.dumps(challenges))
+    (planted / "solutions.json").write_text(json.dumps(solutions))
+    with open(planted / "programs.jsonl", "a") as f:
+        f.write(json.dumps({"task_id": "planted", "source": "def transform(grid):\n    return grid\n"}) + "\n")
+    loaded = load_corpus([planted])
+    assert "planted" not in {t.id for t in loaded.tasks} and loaded.reports[0]["contaminated_dropped"] == 1
+
+
+def test_resuming_on_another_corpus_is_refused(tmp_path, corpus):
+    other = tmp_path / "other"
+    generate_corpus(30, 1, other, progress=False)
+    cfg = load_config(None, FAST)
+    pretrain(cfg, [corpus], tmp_path / "run", quiet(), progress=False, stop_after=1)
+    with pytest.raises(PretrainError, match="other training or held-out tasks"):
+        pretrain(cfg, [other], tmp_path / "run", quiet(), progress=False)
