@@ -10,7 +10,7 @@ import numpy as np
 
 from solve.dsl.color import background_color
 from solve.dsl.core import Bool, Color, Direction, Grid, Index, Mask, check_color, check_direction
-from solve.dsl.objects import Object, _check_inside, _component_ids
+from solve.dsl.objects import Object, check_inside, component_ids
 
 
 def mask_of_color(grid: Grid, color: Color) -> Mask:
@@ -100,7 +100,7 @@ def draw_border(grid: Grid, color: Color) -> Grid:
 def box_outline(grid: Grid, obj: Object, color: Color) -> Grid:
     """Paint the outline of the object's bounding box (its outermost ring) with one color."""
     color = check_color(color)
-    _check_inside(grid, obj)
+    check_inside(grid, obj)
     top, left, h, w = obj.bbox
     out = grid.copy()
     out[top, left : left + w] = out[top + h - 1, left : left + w] = color
@@ -111,7 +111,7 @@ def box_outline(grid: Grid, obj: Object, color: Color) -> Grid:
 def fill_box(grid: Grid, obj: Object, color: Color) -> Grid:
     """Paint the background cells inside the object's bounding box with one color."""
     color = check_color(color)
-    _check_inside(grid, obj)
+    check_inside(grid, obj)
     top, left, h, w = obj.bbox
     out = grid.copy()
     window = out[top : top + h, left : left + w]
@@ -139,7 +139,7 @@ def flood_fill(grid: Grid, row: Index, col: Index, color: Color) -> Grid:
     h, w = grid.shape
     if not (0 <= row < h and 0 <= col < w):
         raise ValueError(f"cell ({row},{col}) is outside a {h}x{w} grid")
-    comp = _component_ids(grid, False)
+    comp = component_ids(grid, False)
     out = grid.copy()
     out[comp == comp[row, col]] = color
     return out
@@ -149,7 +149,7 @@ def fill_enclosed(grid: Grid, color: Color) -> Grid:
     """Paint background cells that cannot reach the border through 4-connected background cells."""
     color = check_color(color)
     bg = background_color(grid)
-    comp = _component_ids(grid, False)
+    comp = component_ids(grid, False)
     is_bg = grid == bg
     border = np.zeros_like(is_bg)
     border[0, :] = border[-1, :] = True

@@ -34,7 +34,7 @@ class Object:
 Objects: TypeAlias = "tuple[Object, ...]"
 
 
-def _component_ids(grid: np.ndarray, diagonal: bool) -> np.ndarray:
+def component_ids(grid: np.ndarray, diagonal: bool) -> np.ndarray:
     """A component id per cell (ids are not consecutive): cells connect when equal and adjacent."""
     h, w = grid.shape
     starts = np.ones((h, w), dtype=bool)
@@ -71,7 +71,7 @@ def _component_ids(grid: np.ndarray, diagonal: bool) -> np.ndarray:
 @lru_cache(maxsize=4096)
 def _components(shape: tuple[int, int], data: bytes, diagonal: bool, without_bg: bool) -> tuple[Object, ...]:
     grid = np.frombuffer(data, dtype=np.uint8).reshape(shape)
-    comp = _component_ids(grid, diagonal)
+    comp = component_ids(grid, diagonal)
     flat = comp.ravel()
     order = np.argsort(flat, kind="stable")  # stable: cells of an object stay in row-major order
     _, first = np.unique(flat[order], return_index=True)
@@ -155,7 +155,7 @@ def _index(obj: Object) -> tuple[np.ndarray, np.ndarray]:
     return cells[:, 0], cells[:, 1]
 
 
-def _check_inside(grid: Grid, obj: Object) -> None:
+def check_inside(grid: Grid, obj: Object) -> None:
     top, left, h, w = obj.bbox
     if top + h > grid.shape[0] or left + w > grid.shape[1]:
         raise ValueError(f"object with bbox {obj.bbox} does not fit a {grid.shape[0]}x{grid.shape[1]} grid")
@@ -163,7 +163,7 @@ def _check_inside(grid: Grid, obj: Object) -> None:
 
 def crop_to_object(grid: Grid, obj: Object) -> Grid:
     """The part of the grid under the object's bounding box."""
-    _check_inside(grid, obj)
+    check_inside(grid, obj)
     top, left, h, w = obj.bbox
     return grid_out(grid[top : top + h, left : left + w])
 
@@ -179,7 +179,7 @@ def crop_to_content(grid: Grid) -> Grid:
 
 def move_object(grid: Grid, obj: Object, dr: Offset, dc: Offset) -> Grid:
     """Move the object by (dr, dc): its old cells become background, cells pushed off the grid are lost."""
-    _check_inside(grid, obj)
+    check_inside(grid, obj)
     out = grid.copy()
     rows, cols = _index(obj)
     out[rows, cols] = background_color(grid)
@@ -192,7 +192,7 @@ def move_object(grid: Grid, obj: Object, dr: Offset, dc: Offset) -> Grid:
 def recolor_object(grid: Grid, obj: Object, color: Color) -> Grid:
     """Paint the object's cells with one color."""
     color = check_color(color)
-    _check_inside(grid, obj)
+    check_inside(grid, obj)
     out = grid.copy()
     out[_index(obj)] = color
     return out
@@ -205,7 +205,7 @@ def delete_object(grid: Grid, obj: Object) -> Grid:
 
 def keep_object(grid: Grid, obj: Object) -> Grid:
     """Only the object on an empty background of the grid's size."""
-    _check_inside(grid, obj)
+    check_inside(grid, obj)
     out = np.full_like(grid, background_color(grid))
     out[_index(obj)] = obj.color
     return out
