@@ -30,7 +30,7 @@ test: setup lint
 
 # The inner loop: everything but the tests marked slow (real model, several processes, deadlines waited out).
 test-fast: setup lint
-	$(PY) -m pytest -q -m "not slow" --durations=10
+	$(PY) -m pytest -q -m "not slow" -n 2 --durations=10
 
 lint: setup
 	$(VENV)/bin/lint-imports

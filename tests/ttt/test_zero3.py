@@ -36,7 +36,13 @@ def test_zero3_ranks_stay_in_step_and_agree(tmp_path):
     cmd = [str(bin_dir / "deepspeed"), "--num_gpus", "2", "--master_port", str(port), "--no_local_rank",
            str(ROOT / "tests" / "ttt" / "zero3_ranks.py"), str(tmp_path / "model"), str(out)]
     env = {**os.environ, "DS_ACCELERATOR": "cpu", "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    finally:  # DeepSpeed's CPU allreduce buffers (~69 MB per rank in /dev/shm) outlive the ranks
+        from solve.placement.ds_launch import remove_shm_buffers
+
+        remove_shm_buffers(port)
+    assert not list(Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_{port}_*"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     r = json.loads(out.read_text())
 

@@ -203,6 +203,7 @@ def test_pareto_front():
 # --- shards and merge ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # minutes-long subprocess or many tiny runs: CI runs it, the inner loop does not
 def test_shards_merged_equal_the_unsharded_run(ablation, task_ids, tmp_path):
     for i in (0, 1):
         invoke("ablate", "--dataset", DATASET, "--task-ids", ",".join(task_ids), "--sets", "none", "--shard", f"{i}/2",

@@ -90,6 +90,7 @@ def ttt_record(out: Path, point: str) -> dict:
     return rec["stages"]["ttt"]
 
 
+@pytest.mark.slow  # minutes-long subprocess or many tiny runs: CI runs it, the inner loop does not
 def test_inference_only_points_train_once_per_task(cache_sweep):
     trained = {lr: ttt_record(cache_sweep, f"{PPV}=1,train.lr={lr}") for lr in ("1e-3", "2e-3")}
     loaded = {lr: ttt_record(cache_sweep, f"{PPV}=2,train.lr={lr}") for lr in ("1e-3", "2e-3")}
@@ -238,6 +239,7 @@ def seed_records(out: Path) -> dict[tuple[str, int], list[dict]]:
     return {(p, s): read_jsonl(out / p / f"seed={s}" / "results.jsonl") for p in ("none", "geometric") for s in (0, 1)}
 
 
+@pytest.mark.slow  # minutes-long subprocess or many tiny runs: CI runs it, the inner loop does not
 def test_every_point_runs_at_every_seed(seeds_dir, task_ids):
     assert json.loads((seeds_dir / "experiment.json").read_text())["seeds"] == [0, 1]
     for (point, seed), records in seed_records(seeds_dir).items():

@@ -28,6 +28,7 @@ def _left_running(marker: str, within_s: float = 10.0) -> list[int]:
     return left
 
 
+@pytest.mark.slow  # minutes-long subprocess or many tiny runs: CI runs it, the inner loop does not
 def test_orchestration_failure_is_resumed_once(tmp_path, small_tasks, config, fast, monkeypatch, capsys):
     """The main process raises while handing out a task (once): the kernel resumes the run from its
     directory and finishes every task; no task is lost and none is recorded twice."""

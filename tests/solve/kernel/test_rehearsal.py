@@ -13,6 +13,7 @@ TOLERANCE_S = 5.0  # a running stage notices its deadline at its next check; the
 GRACE_S = 60.0  # the watchdog's hard stop after the deadline in the real-model rehearsal
 
 
+@pytest.mark.slow  # minutes-long subprocess or many tiny runs: CI runs it, the inner loop does not
 def test_full_rehearsal_is_valid_and_on_time(tmp_path, config, fast):
     r = rehearse(tmp_path, 2, 150.0, config, "random:tiny", fast)  # generous: a loaded CI machine must not cut tasks
     print(report_text(r))
