@@ -63,6 +63,22 @@ def answer_token_nll(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tens
     return nll * mask, mask
 
 
+def cache_kwargs(model: Any, cache: Any) -> dict[str, Any]:
+    """The KV-cache argument of a forward: `cache` since transformers 5.2x (`past_key_values` is
+    deprecated there, and removed in 5.40), `past_key_values` before."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    name = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+    return {name: cache}
+
+
+def output_cache(out: Any) -> Any:
+    """The KV cache a forward returned (`cache` since transformers 5.2x, `past_key_values` before)."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
 def model_device(model: Any) -> torch.device:
     return next(model.parameters()).device
 
@@ -183,7 +199,7 @@ def _shared_prompt_nll(
     with autocast_for(device):
         out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
     first = F.log_softmax(out.logits[0, -1].float(), dim=-1)
-    prefix = out.past_key_values
+    prefix = output_cache(out)
     sums = [0.0] * len(answers)
     for chunk in chunks:
         rows = [answers[j] for j in chunk]
@@ -197,7 +213,7 @@ def _shared_prompt_nll(
         cache = copy.deepcopy(prefix)
         cache.batch_repeat_interleave(len(rows))
         with autocast_for(device):
-            logits = model(input_ids=a_ids, attention_mask=mask, past_key_values=cache, use_cache=True).logits
+            logits = model(input_ids=a_ids, attention_mask=mask, use_cache=True, **cache_kwargs(model, cache)).logits
         # Position t predicts answer token t+1; padding and the rows' ends are ignored.
         targets = a_ids[:, 1:].clone()
         for r, a in enumerate(rows):

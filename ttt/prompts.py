@@ -4,7 +4,8 @@ A task is shown as demonstration pairs, each an `in` line + grid text and an `ou
 (grids in `augment.gridtext` format), then the query as `in` + grid. Two kinds of answer:
   - "grid": the query's output grid text (transduction);
   - "program": a ```python block defining `transform(grid)` (induction); the prompt then shows the
-    pairs and, optionally, the test inputs.
+    pairs and, optionally, the test inputs. A revision prompt (test-time search) is a program prompt
+    that also shows earlier programs and how each did on every pair (`fit_revision_prompt`).
 With a chat template the instruction is the system message (replacing any long default system
 prompt), the task is the user message and the answer the assistant message; the answer ends with the
 template's end-of-turn text (e.g. `<|im_end|>`). Without a chat template the prompt is plain text
@@ -277,3 +278,68 @@ def encode_samples(tokenizer: Any, samples: Sequence[Sample], max_seq_len: int) 
         counts.shortened += enc.shortened
         out.append(enc)
     return out, counts
+
+
+# --- revision prompts (test-time search, solve.pipeline.search) -------------------------------------------
+
+REVISE_NOTE = "The program above is wrong on some pairs. Write a corrected program."
+CROSSOVER_NOTE = "Each program above is right on some pairs. Write one program that is right on every pair."
+
+
+@dataclass(frozen=True)
+class Attempted:
+    """A program shown in a revision prompt with what it returned on each demonstration pair (same order):
+    a grid, or None with the error class in `errors`."""
+
+    source: str
+    outputs: tuple[np.ndarray | None, ...]
+    errors: tuple[str | None, ...]
+
+
+def outcome_text(output: np.ndarray | None, error: str | None, expected: np.ndarray) -> str:
+    """How a program did on one pair: 'right', its error, or what it returned beside what was expected
+    (with how many cells differ, or the shapes when they differ)."""
+    if output is None:
+        return f"error {error or 'no output'}"
+    if np.array_equal(output, expected):
+        return "right"
+    if output.shape == expected.shape:
+        how = f"{int(np.sum(output != expected))} of {expected.size} cells differ"
+    else:
+        how = f"shape {output.shape[0]}x{output.shape[1]}, expected {expected.shape[0]}x{expected.shape[1]}"
+    return f"wrong ({how})\nexpected\n{grid_to_text(expected)}\ngot\n{grid_to_text(output)}"
+
+
+def revision_text(context: Sequence[Pair], test_inputs: Sequence[np.ndarray], attempts: Sequence[Attempted], first: int = 0) -> str:
+    """The user message of a revision prompt: the task as a program prompt shows it, then each program
+    with its outcome on every shown pair (pairs numbered from 1 as shown; `first`: how many of the
+    attempts' leading pairs were dropped to fit), then what to write: a revision of one program, or
+    with two a program that joins what each gets right."""
+    parts = [task_text(context, None, test_inputs)]
+    for k, a in enumerate(attempts):
+        label = "program" if len(attempts) == 1 else f"program {chr(ord('A') + k)}"
+        parts.append(f"{label}\n{program_answer(a.source)}")
+        for i, pair in enumerate(context):
+            parts.append(f"pair {i + 1}: {outcome_text(a.outputs[first + i], a.errors[first + i], pair.output)}")
+    parts.append(REVISE_NOTE if len(attempts) == 1 else CROSSOVER_NOTE)
+    return "\n".join(parts)
+
+
+def fit_revision_prompt(
+    tokenizer: Any,
+    context: Sequence[Pair],
+    test_inputs: Sequence[np.ndarray],
+    attempts: Sequence[Attempted],
+    reserve: int = 0,
+    max_seq_len: int | None = None,
+) -> Prompt:
+    """A program-writing prompt that shows `attempts` (one: refinement; two: crossover) and their outcomes
+    on `context`, shortened by the one length rule: pairs (and their outcomes) dropped from the start
+    until it + `reserve` answer tokens fit `max_seq_len` (None: no limit)."""
+    if any(len(a.outputs) != len(context) or len(a.errors) != len(context) for a in attempts):
+        raise ValueError("every attempt needs one output and one error entry per context pair")
+    for start, kept in _shortenings(context):
+        ids = _encode(tokenizer, prompt_text(tokenizer, "program", revision_text(kept, test_inputs, attempts, start)))
+        if max_seq_len is None or len(ids) + reserve <= max_seq_len:
+            return Prompt(ids, len(kept), start > 0, True)
+    return Prompt(ids, len(kept), start > 0, False)

@@ -4,6 +4,11 @@ Every call batches prompts: one `generate` per batch of views, with several retu
 never one prompt at a time in a Python loop. Outputs of an augmented view are mapped back to the
 original task with the view's inverse before anyone compares them.
 
+Two decoders: `ttt.decode.sample` (default, `solve.sampler: batched`: one prefill per prompt shared by
+its sequences, many sequences per step, a sequence stops at its answer's end, the adapter merged
+while sampling) and transformers' `generate` (`solve.sampler: hf`, and always under data-parallel
+ranks, whose ZeRO-3 lockstep it implements).
+
 Prompts follow the training length rule (`ttt.prompts`): with `max_seq_len` given, context pairs are
 dropped from the start until prompt + the answer's token cap fits; results say when that happened.
 """
@@ -22,6 +27,9 @@ import torch
 from augment.gridtext import GridParseError, parse_prefix_grid
 from augment.tasks import MAX_SIDE, Task
 from augment.transforms import Augmentation
+from ttt.decode import GridStop, ProgramStop, StopRule
+from ttt.decode import sample as batched_sample
+from ttt.lora import merged_adapter
 from ttt.nll import seeded, target_nll
 from ttt.prompts import end_ids, fit_prompt, grid_scoring_split, pad_id
 
@@ -33,6 +41,7 @@ class ProgramText:
     view: Augmentation
     text: str
     shortened: bool = False  # the prompt lost context pairs to fit max_seq_len
+    logprob: float | None = None  # the model's summed log-probability of the text (batched decoder only)
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class GridGuess:
     error: str | None  # parse error when grid is None
     text: str = ""  # what the model wrote, in the view's frame
     shortened: bool = False  # the prompt lost context pairs to fit max_seq_len
+    logprob: float | None = None  # the model's log-probability of the text under its view, when known
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,23 @@ def _device(model: Any) -> torch.device:
     return next(model.parameters()).device
 
 
+@dataclass(frozen=True)
+class Decoding:
+    """How to decode: `sampler` 'batched' (`ttt.decode`) or 'hf' (`model.generate`, in batches of the
+    caller's `batch_size`); batched only: `merge` samples with the adapter merged, `rows` caps the
+    sequences per decode step, `stop` says when a continuation holds a complete answer."""
+
+    sampler: str = "batched"
+    merge: bool = True
+    rows: int = 32
+    stop: StopRule | None = None
+
+    @classmethod
+    def of(cls, cfg: Any, stop: StopRule | None = None) -> "Decoding":
+        """From a `solve` config section."""
+        return cls(cfg.sampler, cfg.merge_adapter, cfg.decode_rows, stop)
+
+
 def generate(
     model: Any,
     tokenizer: Any,
@@ -72,17 +99,47 @@ def generate(
     seed: int,
     max_time: float | None = None,
     ranks: Any = None,
+    decoding: Decoding | None = None,
 ) -> list[list[str]]:
-    """Decoded continuations, `num_return` per prompt; left-padded batches of ~`batch_size` sequences.
+    """Decoded continuations, `num_return` per prompt (see `generate_scored`)."""
+    out = generate_scored(model, tokenizer, prompts, num_return, max_new_tokens, temperature, top_p, batch_size, seed,
+                          max_time, ranks, decoding)
+    return [[text for text, _ in row] for row in out]
 
+
+def generate_scored(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[list[int]],
+    num_return: int,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    batch_size: int,
+    seed: int,
+    max_time: float | None = None,
+    ranks: Any = None,
+    decoding: Decoding | None = None,
+) -> list[list[tuple[str, float | None]]]:
+    """(text, log-probability or None) continuations, `num_return` per prompt.
+
+    `decoding` None is transformers' `generate` in left-padded batches of ~`batch_size` sequences (the
+    baseline `arc-ttt bench` compares against); under data-parallel `ranks` that path is always taken.
     `max_time` (seconds, for all batches together) stops generation early; unfinished batches get ''.
     `ranks` with `lockstep` (ZeRO-3, see ttt.ds): every rank runs as many `generate` calls (a rank with
     fewer batches runs 1-token dummies), each with `synced_gpus` so a finished rank keeps stepping
     until all have finished, and the ranks stop for time only together.
-    Sampling draws from `seed` in a forked RNG: the caller's global torch RNG is left as it was.
+    Sampling draws from `seed` in a forked RNG (hf) or a local generator (batched): the caller's
+    global torch RNG is left as it was.
     """
+    if decoding is not None and decoding.sampler == "batched" and ranks is None:
+        with merged_adapter(model, decoding.merge):
+            rows = batched_sample(model, tokenizer, prompts, num_return, max_new_tokens, temperature, top_p, seed,
+                                  end_ids(tokenizer), pad_id(tokenizer), decoding.stop, decoding.rows, max_time)
+        return [[(tokenizer.decode(d.ids, skip_special_tokens=True), d.logprob if d.ids else None) for d in row] for row in rows]
     with seeded(seed):
-        return _generate(model, tokenizer, prompts, num_return, max_new_tokens, temperature, top_p, batch_size, max_time, ranks)
+        texts = _generate(model, tokenizer, prompts, num_return, max_new_tokens, temperature, top_p, batch_size, max_time, ranks)
+    return [[(t, None) for t in row] for row in texts]
 
 
 def _generate(
@@ -208,11 +265,11 @@ def sample_programs(
     for v in views:
         vt = v.apply_task(task)
         prompts.append(fit_prompt(tokenizer, "program", vt.train, None, vt.test_inputs, cfg.program_max_new_tokens, max_seq_len))
-    texts = generate(
+    texts = generate_scored(
         model, tokenizer, [p.ids for p in prompts], per_view, cfg.program_max_new_tokens, cfg.temperature, cfg.top_p,
-        cfg.batch_size, seed, max_time, ranks,
+        cfg.batch_size, seed, max_time, ranks, Decoding.of(cfg, ProgramStop()),
     )
-    return [ProgramText(v, t, p.shortened) for v, p, ts in zip(views, prompts, texts) for t in ts]
+    return [ProgramText(v, t, p.shortened, lp) for v, p, ts in zip(views, prompts, texts) for t, lp in ts]
 
 
 def predict_grids(
@@ -226,9 +283,12 @@ def predict_grids(
     ranks: Any = None,
     max_seq_len: int | None = None,
 ) -> list[GridGuess]:
-    """Direct predictions of every test output under every view: greedy first, then samples.
-    `ranks`: see `generate` (a rank with no views still takes part in lockstep). `max_seq_len`: prompts
-    lose context pairs until prompt + the grid token budget fit (None: never shortened)."""
+    """Direct predictions of every test output under every view, by `cfg.grid_search`: 'greedy' (one
+    per view), 'sample' (greedy, then `grid_samples_per_view - 1` samples) or 'dfs' (every grid of
+    probability >= `dfs_min_prob`, the greedy one always among them: `ttt.grid_search`).
+    `ranks`: see `generate` (a rank with no views still takes part in lockstep; 'dfs' falls back to
+    'sample' under ranks). `max_seq_len`: prompts lose context pairs until prompt + the grid token
+    budget fit (None: never shortened)."""
     budget = grid_token_budget(task, tokenizer)
     items = []  # (test index, view, prompt)
     for v in views:
@@ -236,22 +296,46 @@ def predict_grids(
         for i, g in enumerate(vt.test_inputs):
             items.append((i, v, fit_prompt(tokenizer, "grid", vt.train, g, (), budget, max_seq_len)))
     prompts = [p.ids for _, _, p in items]
+    if cfg.grid_search == "dfs" and ranks is None:
+        texts = _search_all(model, tokenizer, prompts, budget, cfg, max_time)
+    else:
+        end = None if max_time is None else time.monotonic() + max_time
+        decoding = Decoding.of(cfg, GridStop())
+        texts = generate_scored(model, tokenizer, prompts, 1, budget, 0.0, 1.0, cfg.batch_size, seed, max_time, ranks, decoding)
+        if cfg.grid_search != "greedy" and cfg.grid_samples_per_view > 1:
+            left = None if end is None else end - time.monotonic()
+            n, temp = cfg.grid_samples_per_view - 1, cfg.grid_temperature
+            more = generate_scored(model, tokenizer, prompts, n, budget, temp, 1.0, cfg.batch_size, seed, left, ranks, decoding)
+            texts = [a + b for a, b in zip(texts, more)]
+    return [parse_guess(i, v, text, p.shortened, lp) for (i, v, p), outs in zip(items, texts) for text, lp in outs]
+
+
+def _search_all(model: Any, tokenizer: Any, prompts: Sequence[list[int]], budget: int, cfg: Any,
+                max_time: float | None) -> list[list[tuple[str, float | None]]]:
+    """`ttt.grid_search` per prompt, the time left shared out evenly among the prompts not yet searched."""
+    from ttt.grid_search import GridGrammar, search_grids
+
+    grammar = GridGrammar(tokenizer, end_ids(tokenizer))
     end = None if max_time is None else time.monotonic() + max_time
-    texts = generate(model, tokenizer, prompts, 1, budget, 0.0, 1.0, cfg.batch_size, seed, max_time, ranks)
-    if cfg.grid_samples_per_view > 1:
-        left = None if end is None else end - time.monotonic()
-        n, temp = cfg.grid_samples_per_view - 1, cfg.grid_temperature
-        more = generate(model, tokenizer, prompts, n, budget, temp, 1.0, cfg.batch_size, seed, left, ranks)
-        texts = [a + b for a, b in zip(texts, more)]
-    return [parse_guess(i, v, text, p.shortened) for (i, v, p), outs in zip(items, texts) for text in outs]
+    out: list[list[tuple[str, float | None]]] = []
+    with merged_adapter(model, cfg.merge_adapter):
+        for k, prompt in enumerate(prompts):
+            left = None if end is None else (end - time.monotonic()) / (len(prompts) - k)
+            if left is not None and left <= 0:
+                out.append([])
+                continue
+            found = search_grids(model, tokenizer, grammar, prompt, pad_id(tokenizer), cfg.dfs_min_prob, budget,
+                                 cfg.decode_rows, cfg.dfs_max_candidates, left)
+            out.append([(g.text, g.logprob) for g in found.grids])
+    return out
 
 
-def parse_guess(test_index: int, view: Augmentation, text: str, shortened: bool) -> GridGuess:
+def parse_guess(test_index: int, view: Augmentation, text: str, shortened: bool, logprob: float | None = None) -> GridGuess:
     """Parse one generated text and map its grid back to the original task's frame."""
     try:
-        return GridGuess(test_index, view, view.invert_grid(parse_prefix_grid(text)), None, text, shortened)
+        return GridGuess(test_index, view, view.invert_grid(parse_prefix_grid(text)), None, text, shortened, logprob)
     except GridParseError as e:
-        return GridGuess(test_index, view, None, str(e), text, shortened)
+        return GridGuess(test_index, view, None, str(e), text, shortened, logprob)
 
 
 def score_grids(

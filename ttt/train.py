@@ -179,27 +179,39 @@ def adapt(
     cfg: TrainConfig,
     deadline: float | None = None,
     runner: StepRunner | None = None,
+    encoded: Sequence[Encoded] = (),
 ) -> AdaptResult:
     """Train the model's adapter on `samples`, from wherever it is: callers reset it first
     (`ttt.lora.reset_adapter`), usually to measure the untrained model before. `deadline` is a `time.monotonic()` value; a step is
     not started if the mean step time so far says it would end past the deadline (or cfg.time_budget_s).
+    `encoded`: more samples already tokenized (`ttt.prompts.encode_sample`, e.g. program targets for
+    test-time search), mixed with the grid samples in one stream.
 
     With `runner` a rank of `world` data-parallel ranks, every rank draws the same micro-batch stream
     and takes every `world`-th micro-batch of each step (grad_accum x world per step in all); the
     recorded loss is the mean over ranks. Dropout draws come from `cfg.seed` in a forked RNG: the
     caller's global torch RNG is left as it was."""
     with seeded(cfg.seed):
-        return _adapt(model, tokenizer, samples, cfg, deadline, runner or LocalRunner())
+        return _adapt(model, tokenizer, samples, cfg, deadline, runner or LocalRunner(), encoded)
 
 
 def _adapt(
-    model: Any, tokenizer: Any, samples: Sequence[Sample], cfg: TrainConfig, deadline: float | None, runner: StepRunner
+    model: Any,
+    tokenizer: Any,
+    samples: Sequence[Sample],
+    cfg: TrainConfig,
+    deadline: float | None,
+    runner: StepRunner,
+    pre_encoded: Sequence[Encoded] = (),
 ) -> AdaptResult:
     start = time.monotonic()
     if cfg.time_budget_s is not None:
         deadline = min(deadline if deadline is not None else math.inf, start + cfg.time_budget_s)
     encoded, counts = encode_samples(tokenizer, samples, cfg.max_seq_len)
     sample_info = {"given": len(samples), **counts.to_dict()}
+    if pre_encoded:
+        encoded += pre_encoded
+        sample_info["pre_encoded"] = len(pre_encoded)
     if not encoded:
         return AdaptResult(0, time.monotonic() - start, [], 0.0, "no_samples", sample_info)
 

@@ -1,9 +1,11 @@
 """`arc-ttt bench`: one table of this machine's throughput for every part of the pipeline.
 
 Rows: augmentation samples/s (augment.bench), sandbox program-runs/s with 1 worker and all cores
-(solve.sandbox.bench), LoRA training tokens/s of the embedded model (ttt.bench), generation tokens/s
-batched vs one prompt at a time (measured here, in the same process, back to back), and the seconds
-per stage of one full small task (the real pipeline with the demo's settings).
+(solve.sandbox.bench), LoRA training tokens/s of the embedded model (ttt.bench), sampling tokens/s
+of the demo's program prompts through transformers' `generate` (adapter unmerged: the old path) and
+the batched decoder (unmerged, merged), back to back in one process (`sampling.speedup`), greedy vs
+threshold search for one grid, scoring with and without a shared prompt cache, and the seconds per
+stage of one full small task (the real pipeline with the demo's settings).
 """
 
 from __future__ import annotations
@@ -13,47 +15,86 @@ import platform
 import time
 from typing import Any, Callable
 
-# The settings of configs/cpu-demo.yaml, kept here so an installed arc-ttt (no configs/ dir) has
-# them; --quick trims the budgets that dominate a task's time.
+# The settings of configs/cpu-demo.yaml (a test keeps them equal), kept here so an installed arc-ttt
+# (no configs/ dir) has them; --quick trims the budgets that dominate a task's time.
 DEMO_OVERRIDES = [
-    "run.task_timeout_s=240", "model.source=smollm2-135m", "augment.set=geometric+color", "augment.n_samples=16",
-    "train.steps=12", "train.lr=1.0e-3", "train.max_seq_len=1024", "train.batch_tokens=1024", "lora.r=16",
-    "lora.alpha=32", "solve.mode=hybrid", "solve.program_views=1", "solve.programs_per_view=4",
-    "solve.program_max_new_tokens=192", "solve.grid_views=2", "solve.score_views=2", "solve.batch_size=4",
-    "sandbox.timeout_s=1.0",
+    "run.seed=0", "run.task_timeout_s=240", "model.source=smollm2-135m", "model.adapter=ttt/priors/smollm2-135m",
+    "augment.set=geometric+color", "augment.n_samples=12", "train.steps=8", "train.lr=1.0e-3", "train.max_seq_len=1024",
+    "train.batch_tokens=1024", "lora.r=16", "lora.alpha=32", "solve.mode=hybrid", "solve.program_views=1",
+    "solve.programs_per_view=4", "solve.program_max_new_tokens=160", "solve.grid_views=2", "solve.grid_samples_per_view=1",
+    "solve.score_views=2", "solve.batch_size=4", "sandbox.timeout_s=1.0",
 ]
 QUICK_OVERRIDES = ["train.steps=4", "solve.programs_per_view=2", "solve.program_max_new_tokens=64",
                    "solve.grid_views=1", "solve.score_views=1"]
-GEN_PROMPTS, GEN_NEW_TOKENS = 8, 32
+GEN_PROMPTS = 8
+SAMPLING_TASKS = 2  # tasks whose demo program prompts the sampling row decodes
 
 
-def bench_generation(engine: Any, tasks: list[Any], new_tokens: int = GEN_NEW_TOKENS) -> dict[str, Any]:
-    """The same program prompts sampled batched (one call, batch = all) and one prompt per call."""
-    from ttt.prompts import program_prompt_ids
-    from ttt.sample import generate
+def useful_tokens(tokenizer: Any, text: str) -> int:
+    """Tokens of a program answer up to its closing code fence (what either decoder must write; a
+    decoder that stops there and one that writes the end-of-turn after it are counted alike)."""
+    start = text.find("```")
+    end = text.find("```", start + 3) if start >= 0 else -1
+    return len(tokenizer.encode(text[: end + 3] if end >= 0 else text, add_special_tokens=False))
+
+
+def bench_sampling(engine: Any, cfg: Any, tasks: list[Any], n_tasks: int = SAMPLING_TASKS) -> dict[str, Any]:
+    """The demo's program sampling (its views, samples per view, token cap, temperature, seed) on the
+    same prompts, back to back: transformers' `generate` with the adapter unmerged (the old path), the
+    batched decoder unmerged, and batched merged (`solve.sampler: batched`, the default). Tokens are
+    counted alike for all (`useful_tokens`); speedup = batched merged tokens/s over generate's."""
+    from solve.pipeline.stages import task_views
+    from ttt.decode import ProgramStop
+    from ttt.prompts import fit_prompt
+    from ttt.sample import Decoding, generate
+
+    c, tok = cfg.solve, engine.tokenizer
+    prompts = []
+    for task in tasks[:n_tasks]:
+        for v in task_views(task, cfg, c.program_views):
+            vt = v.apply_task(task)
+            prompts.append(fit_prompt(tok, "program", vt.train, None, vt.test_inputs, c.program_max_new_tokens, cfg.train.max_seq_len).ids)
+    generate(engine.model, tok, prompts[:1], 1, 2, 0.8, 0.95, 1, 0)  # warm-up: first-call costs are not throughput
+    paths = {
+        "generate_unmerged": None,
+        "batched_unmerged": Decoding("batched", False, c.decode_rows, ProgramStop()),
+        "batched_merged": Decoding("batched", True, c.decode_rows, ProgramStop()),
+    }
+    out: dict[str, Any] = {"prompts": len(prompts), "per_prompt": c.programs_per_view, "max_new_tokens": c.program_max_new_tokens,
+                           "prompt_tokens_mean": sum(map(len, prompts)) / len(prompts)}
+    for name, decoding in paths.items():
+        start = time.perf_counter()
+        texts = generate(engine.model, tok, prompts, c.programs_per_view, c.program_max_new_tokens, c.temperature, c.top_p,
+                         c.batch_size, cfg.run.seed, decoding=decoding)
+        seconds = time.perf_counter() - start
+        tokens = sum(useful_tokens(tok, t) for row in texts for t in row)
+        out[name] = {"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds}
+    out["speedup"] = out["batched_merged"]["tokens_per_s"] / out["generate_unmerged"]["tokens_per_s"]
+    out["merge_gain"] = out["batched_merged"]["tokens_per_s"] / out["batched_unmerged"]["tokens_per_s"]
+    return out
+
+
+def bench_grid_search(engine: Any, cfg: Any, task: Any, min_prob: float = 0.05) -> dict[str, Any]:
+    """Greedy decoding against the probability-threshold search (`ttt.grid_search`) on one grid prompt."""
+    from ttt.decode import GridStop
+    from ttt.grid_search import GridGrammar, search_grids
+    from ttt.lora import merged_adapter
+    from ttt.prompts import end_ids, fit_prompt, pad_id
+    from ttt.sample import Decoding, generate, grid_token_budget
 
     tok = engine.tokenizer
-    prompts = [program_prompt_ids(tok, t.train, t.test_inputs) for t in tasks]
-    generate(engine.model, tok, prompts[:1], 1, 2, 0.8, 0.95, 1, 0)  # warm-up: first-call costs are not throughput
-
-    def timed(batch_size: int) -> dict[str, float]:
-        start = time.perf_counter()
-        if batch_size == 1:
-            texts = [generate(engine.model, tok, [p], 1, new_tokens, 0.8, 0.95, 1, 0)[0] for p in prompts]
-        else:
-            texts = generate(engine.model, tok, prompts, 1, new_tokens, 0.8, 0.95, batch_size, 0)
-        seconds = time.perf_counter() - start
-        # generate() returns text: count new tokens by re-encoding it (EOS and padding are not counted).
-        tokens = sum(len(tok.encode(t, add_special_tokens=False)) for ts in texts for t in ts)
-        return {"seconds": seconds, "new_tokens": tokens, "tokens_per_s": tokens / seconds}
-
-    batched = timed(len(prompts))
-    single = timed(1)
-    return {
-        "prompts": len(prompts), "max_new_tokens": new_tokens,
-        "prompt_tokens_mean": sum(map(len, prompts)) / len(prompts),
-        "batched": batched, "one_at_a_time": single, "speedup": single["seconds"] / batched["seconds"],
-    }
+    budget = grid_token_budget(task, tok)
+    prompt = fit_prompt(tok, "grid", task.train, task.test_inputs[0], (), budget, cfg.train.max_seq_len).ids
+    start = time.perf_counter()
+    generate(engine.model, tok, [prompt], 1, budget, 0.0, 1.0, 1, 0, decoding=Decoding("batched", True, 1, GridStop()))
+    greedy_s = time.perf_counter() - start
+    grammar = GridGrammar(tok, end_ids(tok))
+    start = time.perf_counter()
+    with merged_adapter(engine.model):
+        found = search_grids(engine.model, tok, grammar, prompt, pad_id(tok), min_prob, budget, max_candidates=64)
+    dfs_s = time.perf_counter() - start
+    return {"task_id": task.id, "min_prob": min_prob, "greedy_s": greedy_s, "dfs_s": dfs_s, "candidates": len(found.grids),
+            "forwards": found.forwards, "complete": found.complete, "candidates_per_s": len(found.grids) / dfs_s}
 
 
 def bench_scoring(engine: Any, task: Any, n_candidates: int = 8, n_views: int = 4) -> dict[str, Any]:
@@ -133,8 +174,10 @@ def run_all(quick: bool = False, log: Callable[[str], None] = lambda msg: None) 
     cfg = load_config(None, DEMO_OVERRIDES + (QUICK_OVERRIDES if quick else []))
     engine = Engine.load(cfg)
     tasks = small_tasks(load_dataset("arc-agi-1/evaluation").tasks, GEN_PROMPTS)
-    log("generation ...")
-    out["generate"] = bench_generation(engine, tasks)
+    log("sampling ...")
+    out["sampling"] = bench_sampling(engine, cfg, tasks, 1 if quick else SAMPLING_TASKS)
+    log("grid search ...")
+    out["grid_search"] = bench_grid_search(engine, cfg, tasks[0])
     log("scoring ...")
     out["scoring"] = bench_scoring(engine, tasks[0])
     log("one task ...")
@@ -159,13 +202,17 @@ def format_table(r: dict[str, Any]) -> str:
     for row in t["results"]:
         rows.append(("ttt", f"{t['model']} LoRA train step, seq {row['seq_len']}, batch {row['batch_size']}",
                      f"{row['tokens_per_s']:,.0f}", f"tokens/s ({row['s_per_step']:.2f} s/step)"))
-    g = r["generate"]
-    what = f"{g['prompts']} prompts (~{g['prompt_tokens_mean']:.0f} tok) x {g['max_new_tokens']} new"
-    rows.append(("generate", f"batched (batch {g['prompts']}), {what}", f"{g['batched']['tokens_per_s']:,.1f}",
-                 f"new tokens/s ({g['batched']['seconds']:.1f} s)"))
-    rows.append(("generate", f"one prompt at a time, {what}", f"{g['one_at_a_time']['tokens_per_s']:,.1f}",
-                 f"new tokens/s ({g['one_at_a_time']['seconds']:.1f} s)"))
-    rows.append(("generate", "batched speedup", f"{g['speedup']:.2f}", "x"))
+    g = r["sampling"]
+    what = f"{g['prompts']} prompts (~{g['prompt_tokens_mean']:.0f} tok) x {g['per_prompt']} programs, <= {g['max_new_tokens']} new"
+    for name, label in (("generate_unmerged", "transformers generate, adapter unmerged"), ("batched_unmerged", "batched decoder, unmerged"),
+                        ("batched_merged", "batched decoder, adapter merged")):
+        rows.append(("sampling", f"{label}, {what}", f"{g[name]['tokens_per_s']:,.1f}", f"tokens/s ({g[name]['seconds']:.1f} s)"))
+    rows.append(("sampling", "speedup: batched merged over generate unmerged", f"{g['speedup']:.2f}", "x"))
+    d = r.get("grid_search")
+    if d:
+        rows.append(("grid", f"{d['task_id']}: greedy grid", f"{d['greedy_s']:.2f}", "s"))
+        rows.append(("grid", f"{d['task_id']}: dfs, p >= {d['min_prob']}: {d['candidates']} grids, {d['forwards']} forwards",
+                     f"{d['dfs_s']:.2f}", "s"))
     sc = r.get("scoring")
     if sc:
         what = f"{sc['candidates']} candidates x {sc['views']} views (~{sc['prompt_tokens_mean']:.0f}+{sc['answer_tokens_mean']:.0f} tok)"

@@ -10,7 +10,10 @@ be read after the fact (`arc-ttt show DIR TASK_ID`):
     grid mapped back to the task's frame (or the parse error);
   - `candidates`: per test input, the distinct grids, best first, each with its product-of-experts
     score, its log-probability under every scoring view and the views that predicted it;
-  - `attempts`, `reasons`, `status`, `score`: the choice, as in the record.
+  - `attempts`, `reasons`, `status`, `score`: the choice, as in the record;
+  - `rounds` (only with test-time search, `solve.rounds` > 0): per round, the record's counts plus every
+    program it added (id, origin "sample" / "refine" / "crossover", the ids of the programs shown to
+    write it) and the training losses. The programs themselves are in `programs` with their ids.
 
 Size: texts and sources are cut at `MAX_TEXT_CHARS`, lists at `MAX_ITEMS`; a file still over
 `MAX_FILE_BYTES` loses its raw texts, then its list tails. `truncated` says what was cut. The file is
@@ -77,7 +80,8 @@ def program_entries(sampled: Sequence[tuple[Any, str, int | None]], programs: Se
 def grid_entries(guesses: Sequence[Any]) -> list[dict[str, Any]]:
     """One entry per direct grid prediction (ttt.sample.GridGuess)."""
     return [
-        {"test_index": g.test_index, "view": g.view.name, "text": _cut(g.text), "grid": _grid(g.grid), "error": g.error}
+        {"test_index": g.test_index, "view": g.view.name, "text": _cut(g.text), "grid": _grid(g.grid), "error": g.error,
+         "logprob": None if g.logprob is None else round(g.logprob, 4)}
         for g in guesses
     ]
 
@@ -94,6 +98,7 @@ def build_artifacts(
     grids: list[dict[str, Any]],
     candidates: list[list[dict[str, Any]]],
     score_views: Sequence[str],
+    rounds: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The artifacts document of one task, within the size limits (see the module doc)."""
     data: dict[str, Any] = {
@@ -109,6 +114,8 @@ def build_artifacts(
         "candidates": [c[:MAX_ITEMS] for c in candidates],
         "truncated": [],
     }
+    if rounds:
+        data["rounds"] = list(rounds)
     if len(programs) > MAX_ITEMS or len(grids) > MAX_ITEMS or any(len(c) > MAX_ITEMS for c in candidates):
         data["truncated"].append(f"lists cut at {MAX_ITEMS} items")
     return _fit(data)

@@ -13,6 +13,13 @@ def _stat(values: Sequence[float]) -> dict[str, float]:
     return {"mean": float(np.mean(values)), "p90": float(np.percentile(values, 90))}
 
 
+def verified_programs(record: dict[str, Any]) -> int:
+    """A task's verified programs: after its search rounds when they ran (solve.rounds > 0), else after
+    the first verification (0 without one)."""
+    stages = record.get("stages", {})
+    return int(stages.get("search", {}).get("verified", stages.get("verify", {}).get("verified", 0)))
+
+
 def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Score, failures, time per stage (mean and p90 seconds) and counts over task records."""
     scored = [r["score"] for r in records if r.get("score") is not None]
@@ -21,7 +28,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for r in records:
         for name, info in r.get("stages", {}).items():
             stages.setdefault(name, []).append(float(info.get("seconds", 0.0)))
-    verify = [r["stages"].get("verify", {}) for r in records]
+    verified = [verified_programs(r) for r in records]
     ttt = [r["stages"].get("ttt", {}) for r in records]
     nll = [t["nll_after"] for t in ttt if t.get("nll_after") is not None]
     nll0 = [t["nll_before"] for t in ttt if t.get("nll_before") is not None]
@@ -38,9 +45,9 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "test_output_fraction": outputs_solved / outputs if outputs else None,
         "seconds_per_task": _stat([float(r.get("seconds", 0.0)) for r in records]),
         "stages": {k: _stat(v) for k, v in stages.items()},
-        "programs_verified_per_task": float(np.mean([v.get("verified", 0) for v in verify])) if verify else 0.0,
-        "tasks_with_verified_program": sum(v.get("verified", 0) > 0 for v in verify),
-        "frac_tasks_with_verified_program": float(np.mean([v.get("verified", 0) > 0 for v in verify])) if verify else 0.0,
+        "programs_verified_per_task": float(np.mean(verified)) if verified else 0.0,
+        "tasks_with_verified_program": sum(v > 0 for v in verified),
+        "frac_tasks_with_verified_program": float(np.mean([v > 0 for v in verified])) if verified else 0.0,
         "ttt_steps_mean": float(np.mean([t.get("steps", 0) for t in ttt])) if ttt else 0.0,
         "heldout_nll_before": float(np.mean(nll0)) if nll0 else None,
         "heldout_nll_after": float(np.mean(nll)) if nll else None,
@@ -106,6 +113,6 @@ def report_markdown(records: Sequence[dict[str, Any]], title: str = "arc-ttt run
         loss = f"{t['loss_first']:.3f} -> {t['loss_last']:.3f}" if t.get("loss_first") is not None else ""
         err = r["error"]["stage"] + ": " + r["error"]["type"] if r.get("error") else ""
         score_cell = "" if r.get("score") is None else f"{r['score']:.2f}"
-        verified = r.get("stages", {}).get("verify", {}).get("verified", "")
+        verified = verified_programs(r) if "verified" in r.get("stages", {}).get("verify", {}) else ""
         lines.append(f"| {r['task_id']} | {r['status']} | {score_cell} | {r.get('seconds', 0):.1f} | {t.get('steps', '')} | {loss} | {verified} | {err} |")
     return "\n".join(lines) + "\n"

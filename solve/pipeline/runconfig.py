@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from augment.config import AugmentConfig
 from solve.pipeline.modes import mode_help
@@ -31,7 +31,41 @@ class SolveConfig(BaseModel):
     grid_samples_per_view: int = Field(1, ge=1, description="grid predictions per view (1 = greedy only)")
     grid_temperature: float = Field(0.7, ge=0.0, description="temperature for grid samples beyond the first (greedy) one")
     score_views: int = Field(4, ge=1, description="augmented views used to score each grid candidate (product of experts)")
-    batch_size: int = Field(8, ge=1, description="sequences per generate/score batch")
+    batch_size: int = Field(8, ge=1, description="sequences per generate call (sampler hf) and per scoring batch")
+    sampler: Literal["batched", "hf"] = Field(
+        "batched", description="batched: one prefill per prompt shared by its samples, many sequences per decode step, "
+        "stop at the answer's end (ttt.decode); hf: transformers' generate (the baseline; always used under deepspeed)"
+    )
+    merge_adapter: bool = Field(True, description="sample with the LoRA adapter merged into the base weights (restored bit for bit after)")
+    decode_rows: int = Field(32, ge=1, description="sampler batched: most sequences decoded together per step (the memory budget)")
+    grid_search: Literal["greedy", "sample", "dfs"] = Field(
+        "sample", description="direct grid predictions per view: greedy (one), sample (greedy + grid_samples_per_view - 1 "
+        "samples), dfs (every grid of probability >= dfs_min_prob, greedy included; ttt.grid_search)"
+    )
+    dfs_min_prob: float = Field(0.1, gt=0.0, le=1.0, description="grid_search dfs: probability threshold of a grid (at most 1/p live prefixes)")
+    dfs_max_candidates: int = Field(8, ge=1, description="grid_search dfs: most grids kept per view and test input, most likely first")
+
+    # Test-time search over programs (solve.pipeline.search): rounds after the first sampling + verification.
+    rounds: int = Field(
+        0, ge=0, description="search rounds after the first programs are verified, each: train on hindsight-relabelled programs, "
+        "revise the best partial ones, sample again, verify (0 = one pass, no search stage)"
+    )
+    refine_top_k: int = Field(
+        0, ge=0, description="per round, the best partial programs (train accuracy, then cells) the model revises from their "
+        "differences, plus max(1, k // 2) crossovers of two that fail on different pairs (0 = no revisions)"
+    )
+    round_steps: int = Field(8, ge=0, description="adapter training steps per search round, on hindsight + grid leave-one-out samples")
+    hindsight_cap: int = Field(32, ge=0, description="most hindsight samples (programs relabelled as solving their own outputs) per round")
+    search_fraction: float = Field(
+        0.5, gt=0, le=1, description="share of the task's remaining time (when the search starts) that the rounds may use"
+    )
+
+    @model_validator(mode="after")
+    def _samples_need_sampling(self) -> "SolveConfig":
+        if self.grid_search != "sample" and self.grid_samples_per_view > 1:
+            raise ValueError(f"grid_samples_per_view={self.grid_samples_per_view} only applies to grid_search: sample "
+                             f"(grid_search is {self.grid_search})")
+        return self
 
 
 class PlacementConfig(BaseModel):
@@ -46,6 +80,10 @@ class PlacementConfig(BaseModel):
         0, ge=0, description="deepspeed ranks that `arc-ttt run` launches when it is not already a rank (0 = one per visible GPU, 1 on CPU)"
     )
     recycle_every: int = Field(0, ge=0, description="restart a per_gpu worker after this many tasks (0 = never)")
+    stagger_starts: bool = Field(
+        True, description="per_gpu workers load the model one at a time (each after the previous one reported it loaded, "
+        "or died): host RAM holds one load's transient copy at a time, not one per worker"
+    )
     collective_timeout_s: float = Field(
         600.0, gt=0, description="deepspeed: seconds a rank waits in a collective before the task fails instead of hanging"
     )

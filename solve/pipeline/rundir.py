@@ -46,9 +46,10 @@ TORN_NAME = "results.torn"
 LOCK_ENV = "ARC_TTT_RUNDIR_LOCK"
 # Config keys that may differ between runs sharing one directory because they cannot change a result:
 # placement.recycle_every only restarts a worker between tasks, and a task's result does not depend on
-# which tasks ran before it in the same process (tested). Everything else, timeouts and worker counts
-# included (they change what fits a deadline), must match.
-RESUME_SAFE_KEYS = frozenset({"placement.recycle_every", "run.adapter_cache"})  # cannot change any result
+# which tasks ran before it in the same process (tested); placement.stagger_starts only orders the
+# workers' model loads. Everything else, timeouts and worker counts included (they change what fits a
+# deadline), must match.
+RESUME_SAFE_KEYS = frozenset({"placement.recycle_every", "placement.stagger_starts", "run.adapter_cache"})  # cannot change any result
 LOAD_STAGE = "load"
 
 log = logging.getLogger(__name__)

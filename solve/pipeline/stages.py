@@ -1,4 +1,7 @@
-"""The per-task pipeline: augment -> adapt -> write programs -> verify -> predict grids -> vote.
+"""The per-task pipeline: augment -> adapt -> write programs -> verify -> [search] -> predict grids -> vote.
+
+The search stage (`solve.pipeline.search`: rounds of hindsight training, revision and resampling)
+runs only with `solve.rounds` > 0.
 
 `solve_task` runs the stages in order and returns one JSON-able record. Any stage may fail (bad
 output, OOM, a bug): the failure is recorded with its stage and traceback, the later model stages are
@@ -26,6 +29,7 @@ from augment.transforms import Augmentation
 from solve.pipeline.budget import task_deadline
 from solve.pipeline.modes import MODES
 from solve.pipeline.runconfig import RunConfig
+from solve.pipeline.search import stage_search
 from solve.select.submission import entry, placeholder_grids
 from solve.select.vote import Attempt
 
@@ -67,6 +71,7 @@ class TaskState:
     # Every sampled program text: (view, text, index into `programs` or None when none was extracted).
     sampled: list[tuple[Augmentation, str, int | None]] = field(default_factory=list)
     programs: list[tuple[Augmentation, str]] = field(default_factory=list)  # (view, source)
+    program_logprobs: dict[int, float] = field(default_factory=dict)  # index into `programs` -> the model's log-probability
     program_results: list[Any] = field(default_factory=list)
     guesses: list[Any] = field(default_factory=list)  # ttt.sample.GridGuess, every direct grid prediction
     # Per test input, best first: {"grid", "score", "per_view" {view: logp}, "views" [views that predicted it]}.
@@ -74,6 +79,7 @@ class TaskState:
     score_views: list[str] = field(default_factory=list)
     extras: list[list[tuple[np.ndarray, str, float]]] = field(default_factory=list)  # per test input, best first
     train_steps: int | None = None
+    search_rounds: list[dict[str, Any]] = field(default_factory=list)  # per search round, for the artifacts (stage_search)
 
     def time_left(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
@@ -352,6 +358,8 @@ def stage_induction(s: TaskState) -> dict[str, Any]:
         source = extract_program(t.text).source
         s.sampled.append((t.view, t.text, None if source is None else len(s.programs)))
         if source is not None:
+            if t.logprob is not None:  # summed over the sampled text, when the sampler gives it
+                s.program_logprobs[len(s.programs)] = t.logprob
             s.programs.append((t.view, source))
     return {
         "views": len(views), "sampled": len(texts), "parsed": len(s.programs),
@@ -362,7 +370,7 @@ def stage_induction(s: TaskState) -> dict[str, Any]:
 def stage_verify(s: TaskState) -> dict[str, Any]:
     from solve.sandbox.verify import Candidate, verify
 
-    candidates = [Candidate(f"p{i}", src, view) for i, (view, src) in enumerate(s.programs)]
+    candidates = [Candidate(f"p{i}", src, view, s.program_logprobs.get(i)) for i, (view, src) in enumerate(s.programs)]
     s.program_results = verify(s.task, candidates, s.sandbox) if candidates else []  # ranks > 0 have no sandbox
     verified = sum(r.verified for r in s.program_results)
     partial = sum(r.train_correct > 0 and not r.verified for r in s.program_results)
@@ -429,12 +437,15 @@ MODEL_STAGES: tuple[tuple[str, Stage], ...] = (
     ("ttt", stage_ttt),
     ("induction", stage_induction),
     ("verify", stage_verify),
+    ("search", stage_search),  # only with solve.rounds > 0 (stages_for)
     ("transduction", stage_transduction),
 )
 
 
-def stages_for(mode: str) -> tuple[tuple[str, Stage], ...]:
-    skip = MODES[mode].skipped_stages
+def stages_for(mode: str, rounds: int = 0) -> tuple[tuple[str, Stage], ...]:
+    """The stages a run with this `solve.mode` and `solve.rounds` runs, in order (no search stage
+    without rounds, so that `rounds: 0` is the single pass it always was)."""
+    skip = MODES[mode].skipped_stages | (frozenset({"search"}) if rounds <= 0 else frozenset())
     return tuple((n, f) for n, f in MODEL_STAGES if n not in skip)
 
 
@@ -460,7 +471,7 @@ def solve_task(
     deadline = task_deadline(start, deadline, cfg.run.task_timeout_s)
     s = TaskState(task, cfg, engine, sandbox, deadline, train_steps=train_steps)
     record: dict[str, Any] = {"task_id": task.id, "status": "ok", "error": None, "stages": {}}
-    for name, fn in stages if stages is not None else stages_for(cfg.solve.mode):
+    for name, fn in stages if stages is not None else stages_for(cfg.solve.mode, cfg.solve.rounds):
         t0 = time.monotonic()
         if on_stage is not None:
             on_stage(name)
@@ -506,7 +517,7 @@ def save_artifacts(s: TaskState, record: dict[str, Any], run_dir: Path) -> None:
     try:
         data = build_artifacts(
             s.task, record, program_entries(s.sampled, s.programs, s.program_results), grid_entries(s.guesses),
-            candidate_entries(s.candidates), s.score_views,
+            candidate_entries(s.candidates), s.score_views, s.search_rounds,
         )
         write_artifacts(artifacts_path(run_dir, s.task.id), data)
     except (OSError, TypeError, ValueError) as e:  # disk full, permissions, an unserializable value

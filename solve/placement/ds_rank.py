@@ -181,7 +181,7 @@ def run_deepspeed(cfg: RunConfig, tasks: Sequence[Task], opts: RunOptions, conso
     by_id = {t.id: t for t in tasks}
     todo = [by_id[i] for i in order[0]]
     sync = StageSync(ctl, rank, world)
-    stages = [(n, sync.wrap(n, f)) for n, f in stages_for(cfg.solve.mode)]
+    stages = [(n, sync.wrap(n, f)) for n, f in stages_for(cfg.solve.mode, cfg.solve.rounds)]
     if todo:
         # ZeRO-3: held for the whole run so that transformers loads the model partitioned.
         prepare_model_files(cfg.model)  # any GGUF conversion first: it must not run partitioned

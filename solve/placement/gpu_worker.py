@@ -11,6 +11,9 @@ channel, never a queue other workers share):
     main -> worker: ("init", slot, cfg_data, device, threads, run_dir) first, then
                     ("task", task, seconds_left | None, train_steps | None, try_number) | ("stop",)
     worker -> main: ("ready", info) | ("fatal", error) | ("stage", name) | ("done", task_id, record)
+With `placement.stagger_starts` the worker asks for its turn to load the model and waits for it:
+    worker -> main: ("load_wait",), then main -> worker: ("load",) (or ("stop",): it exits)
+and it always reports its load, before it starts its sandbox: worker -> main: ("loaded", {"start", "end"}).
 Nothing heavy is imported at module level: the device is pinned (CUDA_VISIBLE_DEVICES) before torch
 loads.
 """
@@ -31,6 +34,11 @@ from typing import Any, Callable, Sequence
 #   HANG_ENV: the worker blocks forever and ignores SIGTERM, as one stuck in a CUDA call does.
 KILL_ENV = "ARC_TTT_TEST_KILL_TASK"
 HANG_ENV = "ARC_TTT_TEST_HANG_TASK"
+# Test-only, any value: the first worker of the run directory to begin loading the model SIGKILLs itself
+# (KILL_LOAD_ENV) or blocks forever ignoring SIGTERM (HANG_LOAD_ENV), once; later starts load normally.
+KILL_LOAD_ENV = "ARC_TTT_TEST_KILL_LOAD"
+HANG_LOAD_ENV = "ARC_TTT_TEST_HANG_LOAD"
+LOAD_FAULT_FILE = ".test-load-fault"  # created in the run directory by the worker that takes the fault
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -76,8 +84,27 @@ def worker_main(slot: int, conn: Any, cfg_data: dict[str, Any], device: str, thr
     cfg = config_from_dict(cfg_data)
     local = "cuda:0" if device.startswith("cuda") else "cpu"  # the one visible GPU, or the CPU
     cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"device": local})})
+    # The heavy imports come before the (staggered) load: seconds of CPU each, not the model's RAM, so workers
+    # overlap them; then only the load itself waits for its turn.
+    import peft  # noqa: F401  (ttt.lora's)
+    from transformers import AutoModelForCausalLM  # noqa: F401  (ttt.models')
+
+    asked = time.time()
+    if cfg.placement.stagger_starts:  # one worker loads at a time: wait for the main process to say it is our turn
+        conn.send(("load_wait",))
+        try:
+            if conn.recv()[0] != "load":  # ("stop",): the run is ending
+                return
+        except EOFError:  # the main process is gone
+            return
     try:
+        start = time.time()
+        _load_fault(run_dir)
         engine = Engine.load(cfg)
+        end = time.time()
+        conn.send(("loaded", {"start": start, "end": end}))
+        waited = f" after waiting {start - asked:.1f} s for its turn" if cfg.placement.stagger_starts else ""
+        print(f"worker {slot}: model loaded in {end - start:.1f} s{waited}", flush=True)
         sandbox = Sandbox(cfg.sandbox)
     except Exception as e:  # reported to the main process, which decides whether to try another start
         conn.send(("fatal", error_record("worker_start", e)))
@@ -106,6 +133,22 @@ def worker_main(slot: int, conn: Any, cfg_data: dict[str, Any], device: str, thr
             rec["worker"] = {"slot": slot, "pid": os.getpid(), "device": device, "task_number": done, "try": try_number}
             rec["worker"].update(peak_memory())
             conn.send(("done", task.id, rec))
+
+
+def _load_fault(run_dir: str | None) -> None:
+    """The test-only load faults (KILL_LOAD_ENV, HANG_LOAD_ENV): taken by the first worker to get here."""
+    kill, hang = os.environ.get(KILL_LOAD_ENV), os.environ.get(HANG_LOAD_ENV)
+    if not (kill or hang) or run_dir is None:
+        return
+    try:
+        os.close(os.open(Path(run_dir) / LOAD_FAULT_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:  # another worker took it
+        return
+    if kill:
+        os.kill(os.getpid(), signal.SIGKILL)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # only SIGKILL ends it, as with a stuck driver call
+    while True:
+        time.sleep(3600)
 
 
 def _stage_hook(conn: Any, task_id: str, try_number: int) -> Callable[[str], None]:

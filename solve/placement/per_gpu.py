@@ -21,6 +21,13 @@ so its retry is charged once); a second failure records the task as failed with 
 attempts. Records already written are never touched. A task that cannot be sent to its worker (a
 broken pipe) counts as the worker dying. `placement.recycle_every` restarts a worker after that many
 tasks (a guard against memory creep).
+
+Staggered starts (`placement.stagger_starts`, on by default): workers start together (their imports
+overlap) but load the model one at a time. A worker asks for its turn ("load_wait") and the main
+process grants it ("load") once no other worker is loading, that is once the previous one reported
+"loaded" or died: host RAM holds one load's transient copy at a time, not N. A worker waiting for
+its turn has no start timeout (its wait is bounded by the loader's); the loader's START_TIMEOUT_S
+counts from its grant, so a worker hung or dead while loading is replaced and the next one goes on.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any, Sequence
@@ -89,6 +96,8 @@ class Slot:
     tasks_done: int = 0
     start_failures: int = 0
     last_error: dict[str, Any] | None = None
+    load: str = ""  # staggered starts: "" | waiting (for its turn to load the model) | loading (its turn)
+    loads: list[tuple[float, float]] = field(default_factory=list)  # (start, end) of each model load, time.time()
 
 
 def worker_count(cfg: RunConfig) -> tuple[int, list[str]]:
@@ -137,8 +146,7 @@ def run_per_gpu(
     if not pending:
         finish_run(run, console)
         return run
-    threads = max(1, _cores() // n)
-    slots = [Slot(i, devices[i], threads) for i in range(n)]
+    slots = _slots(n, devices)
     margin = WATCHDOG_MARGIN_S if watchdog_margin_s is None else watchdog_margin_s
     pool = _Pool(cfg, run, opts, planner, slots, pending, margin, console)
     with progress_bar(console, opts.progress) as bar:
@@ -151,6 +159,33 @@ def run_per_gpu(
         pool.shutdown(graceful=True)
     finish_run(run, console)
     return run
+
+
+def _slots(n: int, devices: Sequence[str]) -> list[Slot]:
+    threads = max(1, _cores() // n)
+    return [Slot(i, devices[i], threads) for i in range(n)]
+
+
+def start_workers_only(cfg: RunConfig, out: str | Path, console: Console) -> list[Slot]:
+    """Start the workers `cfg` asks for, wait until each is ready (model loaded, sandbox started) or
+    given up, then stop them: what a run pays before its first task (benchmarks and tests of the start).
+    Logs go to `out`/worker-N.log; each returned slot's `loads` holds its workers' model-load times."""
+    run = RunDir.open(out, [], cfg.model_dump(mode="json"))
+    n, devices = worker_count(cfg)
+    pool = _Pool(cfg, run, RunOptions(out=Path(out), progress=False), None, _slots(n, devices), deque(), WATCHDOG_MARGIN_S,
+                 console)
+    try:
+        for slot in pool.slots:
+            pool._start(slot)
+        while any(s.state == "starting" for s in pool.slots):
+            pool._pump()
+    except BaseException:
+        pool.shutdown(graceful=False)
+        raise
+    finally:
+        run.close()
+    pool.shutdown(graceful=True)
+    return pool.slots
 
 
 def stop_workers() -> None:
@@ -193,6 +228,7 @@ class _Pool:
         self.pending: deque[tuple[Task, int]] = pending
         self.margin, self.console = margin, console
         self.cfg_data = cfg.model_dump(mode="json")
+        self.load_queue: deque[Slot] = deque()  # staggered starts: workers waiting for their turn to load, in order
         if cfg.sandbox.workers == 0:  # "one per core" means this machine's cores shared among the workers' pools
             self.cfg_data["sandbox"]["workers"] = max(1, _cores() // len(slots))
         self.bar: Any = None
@@ -210,17 +246,39 @@ class _Pool:
                 self._give_up_remaining()
                 return
             self._hand_out()
-            wait([s.conn for s in self.slots if s.conn is not None], timeout=self._wait_timeout())
-            for slot in self.slots:
-                self._drain(slot)
-                self._check(slot)
+            self._pump()
+
+    def _pump(self) -> None:
+        """One round: grant a load turn if one is free, wait for a message (at most 1 s), handle them all."""
+        self._grant_load()
+        wait([s.conn for s in self.slots if s.conn is not None], timeout=self._wait_timeout())
+        for slot in self.slots:
+            self._drain(slot)
+            self._check(slot)
 
     def _wait_timeout(self) -> float:
         # At most 1 s: a worker's exit is noticed by polling its status (its pipe's EOF wakes us sooner).
         now = time.monotonic()
         limits = [s.watchdog for s in self.slots if s.state == "busy" and s.watchdog is not None]
-        limits += [s.started + START_TIMEOUT_S for s in self.slots if s.state == "starting"]
+        limits += [s.started + START_TIMEOUT_S for s in self.slots if s.state == "starting" and s.load != "waiting"]
         return max(0.05, min([1.0] + [t - now for t in limits]))
+
+    def _grant_load(self) -> None:
+        """Staggered starts: let the first waiting worker load the model when no other worker is loading."""
+        if any(s.load == "loading" for s in self.slots):
+            return
+        while self.load_queue:
+            slot = self.load_queue.popleft()
+            if slot.load != "waiting" or slot.conn is None:  # died or stopped since it asked
+                continue
+            try:
+                slot.conn.send(("load",))
+            except (BrokenPipeError, ConnectionResetError, OSError):  # it died since it asked: _check sees its exit
+                slot.load = ""
+                continue
+            # Its start timeout counts from now: the time it waited for its turn was bounded by the loader's.
+            slot.load, slot.started = "loading", time.monotonic()
+            return
 
     def _hand_out(self) -> None:
         for slot in self.slots:
@@ -265,7 +323,13 @@ class _Pool:
                 slot.conn = None
                 return
             kind = msg[0]
-            if kind == "ready":
+            if kind == "load_wait":
+                slot.load = "waiting"
+                self.load_queue.append(slot)
+            elif kind == "loaded":
+                slot.load = ""  # its turn (if it had one) is over: _grant_load lets the next one in
+                slot.loads.append((msg[1]["start"], msg[1]["end"]))
+            elif kind == "ready":
                 slot.state, slot.start_failures = "idle", 0
                 if self.run.isolation is None and msg[1].get("isolation"):
                     self.run.note_isolation(msg[1]["isolation"])  # every worker's sandbox is configured alike
@@ -288,7 +352,7 @@ class _Pool:
             # past its deadline and margin: stuck in a kernel, a deadlock, a huge generate
             self._kill(slot)
             self._died(slot, f"killed by the watchdog {self.margin:.0f} s after the task's deadline")
-        elif code is None and slot.state == "starting" and now > slot.started + START_TIMEOUT_S:
+        elif code is None and slot.state == "starting" and slot.load != "waiting" and now > slot.started + START_TIMEOUT_S:
             self._kill(slot)
             self._died(slot, f"did not start within {START_TIMEOUT_S:.0f} s")
         elif code is None and slot.conn is None:  # its pipe is closed yet it runs on: it can serve no more
@@ -422,6 +486,7 @@ class _Pool:
     def _close(self, slot: Slot) -> None:
         if slot.conn is not None:
             slot.conn.close()
+        slot.load = ""  # a turn it held is free again (the loop grants it); a place in the queue is skipped
         slot.proc, slot.conn, slot.state = None, None, "down" if slot.state != "retired" else "retired"
 
     def shutdown(self, graceful: bool = True) -> None:

@@ -3,7 +3,9 @@
 A candidate was written for one view of the task (an `Augmentation`; identity for the plain task). It
 runs on that view's grids; train accuracy is measured in the view (augmentations are bijections, so it
 equals accuracy on the original), and test outputs are mapped back with `aug.invert_grid`.
-Duplicates (same view, same normalized source) run once; `copies` counts them.
+Duplicates (same view, same normalized source) run once; `copies` counts them. Each result also keeps
+what the program returned on the view's train inputs (for test-time search: hindsight relabelling and
+revision prompts, `solve.pipeline.search`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 
 from augment.tasks import Task
 from augment.transforms import Augmentation
-from solve.sandbox.pool import Grid, RunRecord, Sandbox
+from solve.sandbox.pool import Grid, GridResult, RunRecord, Sandbox
 from solve.sandbox.programs import normalize_source
 
 
@@ -25,6 +27,7 @@ class Candidate:
     program_id: str
     source: str
     view: Augmentation = field(default_factory=Augmentation)
+    logprob: float | None = None  # the model's summed log-probability of the sampled text, when known
 
 
 @dataclass
@@ -40,6 +43,11 @@ class ProgramResult:
     program_error: str | None = None  # syntax, no_transform, timeout, ... (None when every grid ran)
     copies: int = 1  # how many submitted candidates were this same program in this same view
     duplicate_ids: tuple[str, ...] = ()
+    # Per train pair, in the view's frame: the program's output (None where it failed) and its error class.
+    train_outputs: list[np.ndarray | None] = field(default_factory=list)
+    train_errors: list[str | None] = field(default_factory=list)
+    train_cells: float = 0.0  # mean over train pairs of the share of cells right (0 for a wrong shape or a failure)
+    logprob: float | None = None  # the best of its copies' log-probabilities, when known
 
     @property
     def train_accuracy(self) -> float:
@@ -72,20 +80,34 @@ def verify(task: Task, candidates: Sequence[Candidate], sandbox: Sandbox) -> lis
         grids = [p.input for p in view.train] + list(view.test_inputs)
         jobs.append((cand.program_id, cand.source, grids))
     records = sandbox.run_many(jobs)
-    return [_result(cand, dups, views[cand.view], rec) for (cand, dups), rec in zip(unique, records)]
+    logprobs = {c.program_id: c.logprob for c in candidates if c.logprob is not None}
+    return [
+        _result(cand, dups, views[cand.view], rec, max((logprobs[i] for i in (cand.program_id, *dups) if i in logprobs), default=None))
+        for (cand, dups), rec in zip(unique, records)
+    ]
 
 
-def _result(cand: Candidate, dups: list[str], view: Task, rec: RunRecord) -> ProgramResult:
+def _result(cand: Candidate, dups: list[str], view: Task, rec: RunRecord, logprob: float | None) -> ProgramResult:
     n_train = len(view.train)
-    train_correct = sum(
-        _same(r.output, pair.output) for r, pair in zip(rec.results[:n_train], view.train)
-    )
+    ran = list(rec.results[:n_train])
+    ran += [GridResult(None, rec.error or "missing")] * (n_train - len(ran))  # a short reply: the rest did not run
+    train_outputs = [None if r.output is None else _array(r.output) for r in ran]
+    train_correct = sum(out is not None and np.array_equal(out, pair.output) for out, pair in zip(train_outputs, view.train))
+    cells = [cell_accuracy(out, pair.output) for out, pair in zip(train_outputs, view.train)]
     tests = [None if r.output is None else cand.view.invert_grid(_array(r.output)) for r in rec.results[n_train:]]
     errors = Counter(r.error for r in rec.results if r.error is not None)
     return ProgramResult(
         cand.program_id, cand.view.name, cand.source, train_correct, n_train, tests, dict(errors),
-        rec.seconds, rec.error, 1 + len(dups), tuple(dups),
+        rec.seconds, rec.error, 1 + len(dups), tuple(dups), train_outputs, [r.error for r in ran],
+        float(np.mean(cells)) if cells else 0.0, logprob,
     )
+
+
+def cell_accuracy(output: np.ndarray | None, expected: np.ndarray) -> float:
+    """The share of cells of `expected` that `output` gets right; 0 when it failed or has another shape."""
+    if output is None or output.shape != expected.shape:
+        return 0.0
+    return float(np.mean(output == expected))
 
 
 def _array(grid: Grid) -> np.ndarray:

@@ -2,8 +2,11 @@
 
 Tiers, each filling the slots left by the ones before it, in the order the caller asks (each `solve.mode`'s order: solve.pipeline.modes):
 - "verified": outputs of programs that reproduce every train pair, grouped by identical output, ranked by
-  votes (sum of `copies` of the programs giving it: a program the model wrote twice counts twice), then
-  by the shortest program giving it, then by first appearance;
+  agreement: distinct programs giving it + distinct views they were written for (verification merges
+  copies of one program in one view, so independent derivations and consistency under the task's
+  symmetries count, not repetition); ties broken by the model's best log-probability of a program giving
+  it (when known; known beats unknown), then votes (sum of `copies`: a program the model wrote twice
+  counts twice), then the shortest program giving it, then first appearance;
 - "partial": outputs of programs right on at least one train pair, ranked by best train accuracy, then
   votes, then shortest program, then first appearance;
 - "extra": caller-ranked predictions per test input, `(grid, source_label, score)`, kept in given order.
@@ -15,6 +18,7 @@ chosen is never chosen twice. Missing attempts are filled with placeholders (see
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -78,24 +82,38 @@ def _program_candidates(results: Sequence[ProgramResult], i: int, verified: bool
             continue
         grid = r.test_outputs[i]
         key = (grid.shape, grid.tobytes())
-        g = groups.setdefault(key, {"grid": grid, "votes": 0, "acc": 0.0, "short": 10**9, "first": rank, "ids": []})
+        g = groups.setdefault(
+            key, {"grid": grid, "votes": 0, "acc": 0.0, "short": 10**9, "first": rank, "ids": [], "views": set(), "logprob": None}
+        )
         g["votes"] += r.copies
         g["acc"] = max(g["acc"], r.train_accuracy)
         g["short"] = min(g["short"], len(r.source))
         g["ids"].append(r.program_id)
-        g.setdefault("views", set()).add(r.view_name)
+        g["views"].add(r.view_name)
+        if r.logprob is not None:
+            g["logprob"] = r.logprob if g["logprob"] is None else max(g["logprob"], r.logprob)
     if verified:
-        ranked = sorted(groups.values(), key=lambda g: (-g["votes"], g["short"], g["first"]))
+        ranked = sorted(groups.values(), key=lambda g: (-agreement(g), -_known(g["logprob"]), -g["votes"], g["short"], g["first"]))
     else:
         ranked = sorted(groups.values(), key=lambda g: (-g["acc"], -g["votes"], g["short"], g["first"]))
     tier = "verified" if verified else "partial"
     return [(g["grid"], _program_reason(tier, g)) for g in ranked]
 
 
+def agreement(group: dict) -> int:
+    """How many distinct programs and distinct views agree on an output: the verified tier's weight."""
+    return len(group["ids"]) + len(group["views"])
+
+
+def _known(logprob: float | None) -> float:
+    return -math.inf if logprob is None else logprob
+
+
 def _program_reason(tier: str, g: dict) -> dict:
     return {
         "tier": tier, "votes": g["votes"], "train_accuracy": round(g["acc"], 4),
         "programs": g["ids"][:10], "views": sorted(g["views"])[:10], "shortest_source_chars": g["short"],
+        "agreement": agreement(g), "logprob": None if g["logprob"] is None else round(g["logprob"], 4),
     }
 
 

@@ -77,6 +77,21 @@ def test_no_samples_fit(model, tokenizer, flip_task):
     assert result.samples["dropped"] == result.samples["given"]
 
 
+def test_pre_encoded_samples_are_trained_with_the_grid_samples(model, tokenizer, flip_task):
+    """Program targets (test-time search's hindsight samples) come in already encoded: alone they train
+    (no 'no_samples'), with grid samples they join one stream, and the loss falls on them."""
+    from ttt.prompts import encode_sample, program_answer
+
+    program = encode_sample(tokenizer, flip_task.train, None, program_answer("def transform(grid):\n    return grid[::-1]"), "program",
+                            1024, flip_task.test_inputs)
+    cfg = TrainConfig(steps=12, lr=1e-2, warmup_steps=0, batch_tokens=4096)
+    alone = fresh_adapt(model, tokenizer, [], cfg, encoded=[program])
+    assert alone.stopped_by == "steps" and alone.samples == {"given": 0, "kept": 0, "shortened": 0, "dropped": 0, "pre_encoded": 1}
+    assert alone.losses[-1] < 0.5 * alone.losses[0]
+    mixed = fresh_adapt(model, tokenizer, samples_of(flip_task, 4), TrainConfig(steps=2, lr=1e-2), encoded=[program])
+    assert mixed.samples["kept"] == 4 and mixed.samples["pre_encoded"] == 1 and mixed.steps == 2
+
+
 def test_accumulated_micro_batches_equal_one_batch(model, tokenizer, flip_task):
     encoded, _ = encode_samples(tokenizer, samples_of(flip_task, 4), 4096)
     rows = [(e.input_ids, e.labels) for e in encoded[:3]]

@@ -250,20 +250,33 @@ def test_merge_reports_conflicting_duplicates(ablation, tmp_path):
     assert "same config but different results" in out
 
 
-def test_bench_generation_counts_tokens_both_ways(task_ids):
+def test_bench_sampling_runs_every_path_on_the_same_prompts(task_ids):
     from augment.tasks import load_dataset, select
-    from solve.experiments.bench import bench_generation
+    from solve.experiments.bench import bench_grid_search, bench_sampling
     from solve.pipeline.runconfig import load_config
     from solve.pipeline.stages import Engine
 
-    engine = Engine.load(load_config(None, ["model.source=random:tiny"]))
+    cfg = load_config(None, ["model.source=random:tiny", "solve.programs_per_view=3", "solve.program_max_new_tokens=16",
+                             "solve.program_views=1"])
+    engine = Engine.load(cfg)
     tasks = select(load_dataset(DATASET).tasks, task_ids)
-    g = bench_generation(engine, tasks, new_tokens=4)
-    assert g["prompts"] == 2
-    for way in ("batched", "one_at_a_time"):
-        # 4 new tokens per prompt; re-encoding the decoded text may merge or split a few
-        assert 0 < g[way]["new_tokens"] <= 3 * 8 and g[way]["tokens_per_s"] > 0
-    assert g["speedup"] == pytest.approx(g["one_at_a_time"]["seconds"] / g["batched"]["seconds"])
+    g = bench_sampling(engine, cfg, tasks, n_tasks=2)
+    assert (g["prompts"], g["per_prompt"]) == (2, 3)
+    for way in ("generate_unmerged", "batched_unmerged", "batched_merged"):
+        # <= 16 new tokens for each of 6 sequences; re-encoding the decoded text may merge or split a few
+        assert 0 < g[way]["tokens"] <= 3 * 96 and g[way]["tokens_per_s"] > 0
+    assert g["speedup"] == pytest.approx(g["batched_merged"]["tokens_per_s"] / g["generate_unmerged"]["tokens_per_s"])
+    d = bench_grid_search(engine, cfg, tasks[0], min_prob=0.5)
+    assert d["candidates"] >= 0 and d["forwards"] >= 1 and d["dfs_s"] > 0  # a random model may write no grid that fits
+
+
+def test_bench_demo_settings_are_the_demo_configs():
+    """`arc-ttt bench` runs the demo without configs/ on disk: its copy of the settings must not drift."""
+    from solve.experiments.bench import DEMO_OVERRIDES
+    from solve.pipeline.runconfig import load_config
+
+    root = Path(__file__).resolve().parents[3]
+    assert load_config(None, DEMO_OVERRIDES) == load_config(root / "configs" / "cpu-demo.yaml")
 
 
 def test_bench_scoring_both_ways_agree(task_ids):

@@ -69,3 +69,17 @@ def test_missing_file():
 def test_override_through_a_value_is_an_error():
     data = {"train": {"steps": 3}}
     assert apply_overrides(data, ["train.steps.x=1"]) == ["train.steps: is a value, cannot set train.steps.x"]
+
+
+def test_search_settings_default_to_one_pass_and_sweep():
+    """solve.rounds: 0 (no search) unless asked; every search key is sweepable and checked."""
+    from solve.experiments.plan import sweep_plan
+
+    c = load_config(None).solve
+    assert (c.rounds, c.refine_top_k) == (0, 0) and c.round_steps >= 0 and c.hindsight_cap >= 0 and 0 < c.search_fraction <= 1
+    points, cfgs = sweep_plan("configs/smoke.yaml", [], ["solve.rounds=0,1,2", "solve.refine_top_k=0,4"])
+    assert [(x.solve.rounds, x.solve.refine_top_k) for x in cfgs] == [(r, k) for r in (0, 1, 2) for k in (0, 4)]
+    assert points[-1].name == "solve.rounds=2,solve.refine_top_k=4"
+    with pytest.raises(ConfigError) as e:
+        sweep_plan("configs/smoke.yaml", [], ["solve.rounds=-1,1", "solve.search_fraction=0,0.5"])
+    assert "solve.rounds=-1" in str(e.value) and "solve.search_fraction=0" in str(e.value)

@@ -59,3 +59,24 @@ def test_dedupe_by_view_and_normalized_source(sandbox):
     assert [(r.program_id, r.copies, r.duplicate_ids) for r in results] == [
         ("a", 2, ("b",)), ("c", 1, ()), ("d", 1, ())]
     assert results[2].program_error == "syntax" and results[2].errors == {"syntax": 4}
+
+
+def test_train_outputs_are_kept_in_the_views_frame(sandbox):
+    """What test-time search needs: per train pair the program's output (in its view's frame) or its error,
+    the share of cells right, and the best known log-probability of its copies."""
+    first = TASK.train[0].input.tolist()
+    src = f"def transform(g):\n    if g == {first}:\n        raise ValueError\n    return [r[::-1] for r in g][::-1]\n"
+    cands = [Candidate("p", src, logprob=-7.0), Candidate("q", src + "\n", logprob=-3.5), Candidate("v", FLIP_UD, ROT90),
+             Candidate("s", "x = (\n")]
+    part, view, broken = verify(TASK, cands, sandbox)
+    assert part.logprob == -3.5 and view.logprob is None
+    assert part.train_outputs[0] is None and part.train_errors == ["exception:ValueError", None, None]
+    for out, pair in zip(part.train_outputs[1:], TASK.train[1:]):
+        np.testing.assert_array_equal(out, pair.input[::-1, ::-1])  # rotated 180: right where the rows are palindromes
+    expected_cells = np.mean([0.0] + [np.mean(p.input[::-1, ::-1] == p.output) for p in TASK.train[1:]])
+    assert part.train_cells == pytest.approx(expected_cells)
+    in_view = ROT90.apply_task(TASK)
+    for out, pair in zip(view.train_outputs, in_view.train):
+        np.testing.assert_array_equal(out, pair.output)  # the view's frame, not the task's
+    assert view.train_cells == 1.0 and view.train_errors == [None] * 3
+    assert broken.train_outputs == [None] * 3 and broken.train_errors == ["syntax"] * 3 and broken.train_cells == 0.0

@@ -19,8 +19,8 @@ TWO_TESTS = Task("t2", TASK.train, (TEST_IN, g([5, 6], [7, 8])))
 A, B, C, D = g([4, 3], [2, 1]), g([3, 4], [1, 2]), g([2, 1], [4, 3]), g([1, 3], [2, 4])
 
 
-def res(pid, outs, correct=1, total=1, source="x", copies=1, view="identity"):
-    return ProgramResult(pid, view, source, correct, total, list(outs), {}, 0.0, None, copies)
+def res(pid, outs, correct=1, total=1, source="x", copies=1, view="identity", logprob=None):
+    return ProgramResult(pid, view, source, correct, total, list(outs), {}, 0.0, None, copies, logprob=logprob)
 
 
 def picks(task, results, extras=None, order=MODES["code"].vote_order):
@@ -52,6 +52,36 @@ CASES = [
                  [(TEST_IN, "placeholder"), (g([0]), "placeholder")], id="degenerate_and_failed_filtered"),
     pytest.param([], None, "code", [(TEST_IN, "placeholder"), (g([0]), "placeholder")], id="no_candidates"),
 ]
+
+
+# The verified tier's weight: distinct programs + distinct views agreeing on an output; then the model's
+# log-probability (known beats unknown), then copies, shortest, first.
+AGREEMENT = [
+    pytest.param([res("p1", [A], copies=5), res("p2", [B]), res("p3", [B])], [(B, 3), (A, 2)], id="two_programs_beat_five_copies"),
+    pytest.param([res("p1", [A]), res("p2", [A]), res("p3", [B]), res("p4", [B], view="rot90")], [(B, 4), (A, 3)],
+                 id="a_second_view_adds_weight"),
+    pytest.param([res("p1", [A], view="rot90"), res("p2", [B]), res("p3", [B]), res("p4", [A], view="flip")], [(A, 4), (B, 3)],
+                 id="two_views_two_programs_beat_two_programs_one_view"),
+    pytest.param([res("p1", [A], logprob=-9.0), res("p2", [B], logprob=-2.0)], [(B, 2), (A, 2)], id="tie_broken_by_logprob"),
+    pytest.param([res("p1", [A], copies=3), res("p2", [B], logprob=-50.0)], [(B, 2), (A, 2)], id="known_logprob_before_copies"),
+    pytest.param([res("p1", [A], logprob=-9.0), res("p2", [A], logprob=-1.0), res("p3", [B], logprob=-0.5)], [(A, 3), (B, 2)],
+                 id="logprob_only_breaks_ties"),
+    pytest.param([res("p1", [A], source="long one"), res("p2", [B], source="short")], [(B, 2), (A, 2)], id="all_unknown_shortest"),
+    pytest.param([res("p1", [TEST_IN], logprob=0.0), res("p2", [A], logprob=-5.0), res("p3", [TEST_IN], view="rot90")], [(A, 2)],
+                 id="degenerate_still_filtered"),
+]
+
+
+@pytest.mark.parametrize("results, expected", AGREEMENT)
+def test_verified_outputs_are_weighted_by_agreement(results, expected):
+    (chosen,) = choose_attempts(TASK, results, None, MODES["code"].vote_order)
+    verified = [(a.grid.tolist(), a.reason["agreement"]) for a in chosen if a.reason["tier"] == "verified"]
+    assert verified == [(grid.tolist(), weight) for grid, weight in expected]
+
+
+def test_the_reason_keeps_the_best_logprob():
+    (chosen,) = choose_attempts(TASK, [res("p1", [A], logprob=-3.0), res("p2", [A]), res("p3", [A], logprob=-1.25)], None, ("verified",))
+    assert chosen[0].reason["logprob"] == -1.25 and chosen[0].reason["agreement"] == 4
 
 
 @pytest.mark.parametrize("results, extras, mode, expected", CASES)

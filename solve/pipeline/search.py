@@ -1,0 +1,291 @@
+"""Test-time search over programs, per task: rounds of hindsight training, revision and resampling.
+
+One pass (induction, verify) samples programs once. Code-writing systems that work at test time
+iterate (SOAR, arc25, ARC-Prometheus); `stage_search` does, for `solve.rounds` rounds within
+`solve.search_fraction` of the time the task has left when it starts:
+  1. stop once verified programs give one set of test outputs under min(2, `program_views`) views;
+  2. hindsight: every distinct program that returned grids on all train inputs is relabelled as solving
+     its own outputs (`solve.pipeline.hindsight`); up to `hindsight_cap` such samples and the task's
+     grid leave-one-out samples train the adapter `round_steps` more steps (no reset between rounds);
+  3. revision: the `refine_top_k` best partial programs (train accuracy, then cells right), each
+     shown with its outcome on every train pair, are revised by the model; crossover prompts show two
+     programs of one view that are right on different pairs (`ttt.revise`);
+  4. the adapter samples programs again under the induction views (a new seed per round);
+  5. revisions and samples go through the same sandbox verification; a program seen before (same view,
+     same normalized source) is not run again: it adds a copy to the earlier result.
+What a round finds is appended to the task state (programs, results) as soon as it is verified, so a
+deadline that cuts a round keeps everything the earlier rounds found. Test outputs are never trained on.
+
+Not under data-parallel ranks (world > 1): programs are verified on rank 0 only, and every rank would
+have to train on the same hindsight samples; the stage records that it was skipped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from augment.tasks import Task
+from augment.transforms import Augmentation
+from solve.pipeline.hindsight import hindsight_samples, relabel
+from solve.sandbox.programs import extract_program, normalize_source
+from solve.sandbox.verify import Candidate, ProgramResult, verify
+
+if TYPE_CHECKING:
+    from solve.pipeline.stages import TaskState
+    from ttt.revise import RevisionRequest
+
+ORIGINS = ("sample", "refine", "crossover")
+SEED_STRIDE = 1000  # per-round seed offset for sampling, so no round repeats another's draws
+
+
+@dataclass
+class Search:
+    """What the rounds of one task share beyond the task state."""
+
+    views: dict[str, Augmentation]  # every program's view by name
+    sample_views: list[Augmentation]  # the induction views, sampled again each round
+    known: dict[tuple[str, str], ProgramResult]  # (view name, normalized source) -> its result
+    revised: set[str] = field(default_factory=set)  # ids of programs already shown for refinement
+    crossed: set[frozenset[str]] = field(default_factory=set)  # pairs already shown for crossover
+
+
+@dataclass(frozen=True)
+class Drafted:
+    """A program text the model wrote this round, with where it came from."""
+
+    view: Augmentation
+    text: str
+    origin: str  # one of ORIGINS
+    parents: tuple[str, ...] = ()
+    logprob: float | None = None
+
+
+def settled(results: Sequence[ProgramResult], program_views: int) -> bool:
+    """Verified programs exist, all give the same output for every test input, and they were written
+    under min(2, program_views) distinct views: searching further would not change the answer."""
+    verified = [r for r in results if r.verified]
+    if not verified:
+        return False
+    outputs = {tuple(None if g is None else (g.shape, g.tobytes()) for g in r.test_outputs) for r in verified}
+    if len(outputs) != 1 or None in next(iter(outputs)):
+        return False
+    return len({r.view_name for r in verified}) >= min(2, max(1, program_views))
+
+
+def late(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def time_to(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def stage_search(s: TaskState) -> dict[str, Any]:
+    """Run the search rounds (see the module doc). The record: `rounds_run`, `stopped_by` ("rounds",
+    "settled" or "deadline"), the task's distinct and verified programs after the search, and per round
+    its counts: texts `sampled` / `refined` / `crossover`, programs `parsed`, `new` (run for the first
+    time), `repeats`, `unverified` (the task's deadline came first), `verified`, `partial`,
+    `verified_by_origin`, `train_accuracy` of the new ones, `hindsight_samples`, `train` (steps, first
+    and last loss, samples) and `cut` (the search's time ran out during the round)."""
+    from solve.pipeline.stages import task_views
+
+    c = s.cfg.solve
+    if s.ranks is not None and s.ranks.world > 1:
+        return {"skipped": "data-parallel ranks"}
+    deadline = s.share_deadline(c.search_fraction)
+    sample_views = task_views(s.task, s.cfg, c.program_views)
+    search = Search(
+        {v.name: v for v in [*sample_views, *(v for v, _ in s.programs)]}, sample_views,
+        {(r.view_name, normalize_source(r.source)): r for r in s.program_results},
+    )
+    rounds, stopped_by = [], "rounds"
+    for r in range(1, c.rounds + 1):
+        if settled(s.program_results, c.program_views):
+            stopped_by = "settled"
+            break
+        if late(deadline):
+            stopped_by = "deadline"
+            break
+        info, extra = run_round(s, search, r, deadline)
+        rounds.append(info)
+        s.search_rounds.append(info | extra)
+        if info["cut"]:
+            stopped_by = "deadline"
+            break
+    return {
+        "rounds_run": len(rounds), "stopped_by": stopped_by, "programs": len(s.program_results),
+        "verified": sum(r.verified for r in s.program_results), "rounds": rounds, "deadline_hit": s.deadline_hit(),
+    }
+
+
+def run_round(s: TaskState, search: Search, r: int, deadline: float | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One round: train on hindsight, revise, resample, verify. Returns (the record's counts, what only
+    the artifacts keep: the round's program ids with origins and parents, the training losses)."""
+    t0 = time.monotonic()
+    info, losses = train_round(s, search, r, deadline)
+    drafts: list[Drafted] = []
+    requests = revision_requests(s.task, s.program_results, search, s.cfg.solve.refine_top_k)
+    info["refine_prompts"] = sum(q.kind == "refine" for q in requests)
+    info["crossover_prompts"] = sum(q.kind == "crossover" for q in requests)
+    if requests and not late(deadline):
+        drafts += revise(s, requests, r, deadline)
+    if not late(deadline):
+        drafts += resample(s, search.sample_views, r, deadline)
+    counts, programs = add_and_verify(s, search, drafts)
+    info |= counts
+    info["cut"] = late(deadline)
+    info["seconds"] = round(time.monotonic() - t0, 3)
+    return info, {"programs": programs, "losses": losses}
+
+
+def train_round(s: TaskState, search: Search, r: int, deadline: float | None) -> tuple[dict[str, Any], list[float]]:
+    """Hindsight samples of every program so far, and `round_steps` more adapter steps on them and the
+    task's grid leave-one-out samples (which hold train pairs only)."""
+    from ttt.train import adapt
+
+    c, tc = s.cfg.solve, s.cfg.train
+    relabelled = relabel(s.task, s.program_results, search.views, c.hindsight_cap)
+    encoded, dropped = hindsight_samples(s.engine.tokenizer, relabelled, tc.max_seq_len)
+    info: dict[str, Any] = {"round": r, "hindsight_samples": len(encoded), "hindsight_dropped": dropped, "train": None}
+    if c.round_steps == 0 or late(deadline):
+        return info, []
+    cfg = tc.model_copy(update={"steps": c.round_steps, "seed": tc.seed + r, "warmup_steps": min(tc.warmup_steps, c.round_steps // 4)})
+    result = adapt(s.engine.model, s.engine.tokenizer, s.samples, cfg, deadline, runner=s.engine.runner, encoded=encoded)
+    losses = result.losses
+    info["train"] = {
+        "steps": result.steps, "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
+        "stopped_by": result.stopped_by, "samples": result.samples, "seconds": round(result.seconds, 3),
+    }
+    return info, losses
+
+
+def partial_programs(results: Sequence[ProgramResult]) -> list[ProgramResult]:
+    """Programs that are not verified but returned at least one train grid, best first (train
+    accuracy, then cells right, then shortest), one per behaviour (view and train outputs)."""
+    ranked = sorted(
+        (r for r in results if not r.verified and any(o is not None for o in r.train_outputs)),
+        key=lambda r: (-r.train_correct, -r.train_cells, len(r.source)),
+    )
+    seen, out = set(), []
+    for r in ranked:
+        behaviour = (r.view_name, *(None if o is None else (o.shape, o.tobytes()) for o in r.train_outputs))
+        if behaviour not in seen:
+            seen.add(behaviour)
+            out.append(r)
+    return out
+
+
+def right_pairs(r: ProgramResult, view_task: Task) -> frozenset[int]:
+    return frozenset(i for i, (o, p) in enumerate(zip(r.train_outputs, view_task.train)) if o is not None and np.array_equal(o, p.output))
+
+
+def revision_requests(task: Task, results: Sequence[ProgramResult], search: Search, k: int) -> list[RevisionRequest]:
+    """Up to `k` refinement requests (the best partial programs not revised before) and up to
+    max(1, k // 2) crossover requests (two programs of one view, each right on a pair the other gets
+    wrong; the pair right on most pairs together first), none shown twice across rounds."""
+    from ttt.prompts import Attempted
+    from ttt.revise import RevisionRequest
+
+    if k <= 0:
+        return []
+    partial = partial_programs(results)
+    view_tasks = {name: search.views[name].apply_task(task) for name in {r.view_name for r in partial}}
+
+    def request(shown: Sequence[ProgramResult]) -> RevisionRequest:
+        vt = view_tasks[shown[0].view_name]
+        attempts = tuple(Attempted(p.source, tuple(p.train_outputs), tuple(p.train_errors)) for p in shown)
+        return RevisionRequest(search.views[shown[0].view_name], vt.train, vt.test_inputs, attempts, tuple(p.program_id for p in shown))
+
+    refine = [p for p in partial if p.program_id not in search.revised][:k]
+    search.revised.update(p.program_id for p in refine)
+    right = {p.program_id: right_pairs(p, view_tasks[p.view_name]) for p in partial}
+    pairs = []
+    for i, a in enumerate(partial):
+        for b in partial[i + 1 :]:
+            ra, rb = right[a.program_id], right[b.program_id]
+            if a.view_name == b.view_name and ra - rb and rb - ra and frozenset((a.program_id, b.program_id)) not in search.crossed:
+                pairs.append((-len(ra | rb), -(a.train_cells + b.train_cells), i, a, b))
+    crossover = [(a, b) for *_, a, b in sorted(pairs, key=lambda x: x[:3])][: max(1, k // 2)]
+    search.crossed.update(frozenset((a.program_id, b.program_id)) for a, b in crossover)
+    return [request([p]) for p in refine] + [request([a, b]) for a, b in crossover]
+
+
+def revise(s: TaskState, requests: Sequence[RevisionRequest], r: int, deadline: float | None) -> list[Drafted]:
+    from ttt.revise import sample_revisions
+
+    c = s.cfg.solve
+    texts = sample_revisions(
+        s.engine.model, s.engine.tokenizer, requests, c.programs_per_view, c, s.cfg.run.seed + SEED_STRIDE * r + SEED_STRIDE // 2,
+        time_to(deadline), s.ranks, max_seq_len=s.cfg.train.max_seq_len,
+    )
+    return [Drafted(t.request.view, t.text, t.request.kind, t.request.parents, t.logprob) for t in texts]
+
+
+def resample(s: TaskState, views: Sequence[Augmentation], r: int, deadline: float | None) -> list[Drafted]:
+    from ttt.sample import sample_programs
+
+    c = s.cfg.solve
+    texts = sample_programs(
+        s.engine.model, s.engine.tokenizer, s.task, list(views), c.programs_per_view, c, s.cfg.run.seed + SEED_STRIDE * r,
+        time_to(deadline), s.ranks, max_seq_len=s.cfg.train.max_seq_len,
+    )
+    return [Drafted(t.view, t.text, "sample", (), t.logprob) for t in texts]
+
+
+def add_and_verify(s: TaskState, search: Search, drafts: Sequence[Drafted]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Add the round's texts to the task state (ids continue p0, p1, ...) and verify the programs not
+    seen before, unless the task's own deadline has passed. Returns the round's counts and, per
+    program, its id, origin and parents (for the artifacts)."""
+    candidates, programs = [], []
+    for d in drafts:
+        source = extract_program(d.text).source
+        index = None if source is None else len(s.programs)
+        s.sampled.append((d.view, d.text, index))
+        if source is None:
+            continue
+        s.programs.append((d.view, source))
+        if d.logprob is not None:
+            s.program_logprobs[index] = d.logprob
+        candidates.append(Candidate(f"p{index}", source, d.view, d.logprob))
+        programs.append({"id": f"p{index}", "origin": d.origin, "parents": list(d.parents)})
+    left = s.time_left()
+    fresh, repeats = verify_new(s, search, candidates) if candidates and (left is None or left > 0) else ([], 0)
+    origin = {p["id"]: p["origin"] for p in programs}
+    made = {o: sum(d.origin == o for d in drafts) for o in ORIGINS}
+    counts: dict[str, Any] = {
+        "sampled": made["sample"], "refined": made["refine"], "crossover": made["crossover"],
+        "parsed": len(candidates), "new": len(fresh), "repeats": repeats, "unverified": len(candidates) - len(fresh) - repeats,
+        "verified": sum(r.verified for r in fresh), "partial": sum(r.train_correct > 0 and not r.verified for r in fresh),
+        "verified_by_origin": {o: sum(r.verified and origin[r.program_id] == o for r in fresh) for o in ORIGINS},
+        "train_accuracy": {
+            "best": round(max((r.train_accuracy for r in fresh), default=0.0), 4),
+            "mean": round(float(np.mean([r.train_accuracy for r in fresh])), 4) if fresh else None,
+        },
+        "verified_total": sum(r.verified for r in s.program_results),
+    }
+    return counts, programs
+
+
+def verify_new(s: TaskState, search: Search, candidates: Sequence[Candidate]) -> tuple[list[ProgramResult], int]:
+    """Run the candidates not seen before (in any round) and append their results to the task state; a
+    candidate seen before, or twice now, becomes a copy of the other's result. Returns (new results,
+    candidates that were copies)."""
+    fresh = []
+    for c in candidates:
+        old = search.known.get((c.view.name, normalize_source(c.source)))
+        if old is None:
+            fresh.append(c)
+            continue
+        old.copies += 1
+        old.duplicate_ids = (*old.duplicate_ids, c.program_id)
+        if c.logprob is not None:
+            old.logprob = c.logprob if old.logprob is None else max(old.logprob, c.logprob)
+    results = verify(s.task, fresh, s.sandbox) if fresh else []
+    for r in results:
+        s.program_results.append(r)
+        search.known[(r.view_name, normalize_source(r.source))] = r
+    return results, len(candidates) - len(results)
