@@ -14,6 +14,7 @@ touched. Greedy decoding (temperature 0) decodes one sequence per prompt and rep
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any, Protocol, Sequence
 
 import torch
 
+from ttt.decode_speed import grow_in_place, small_rows_linears
 from ttt.nll import autocast_for, cache_kwargs, model_device, output_cache
 
 
@@ -94,12 +96,42 @@ def _filter_top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return logits.masked_fill(remove, float("-inf"))
 
 
+# Tokens looked at first by the nucleus: a trained model's top-p (0.95) set is almost always far smaller.
+NUCLEUS_FIRST = 64
+
+
+def sample_nucleus(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator) -> torch.Tensor:
+    """One token per row from softmax(logits / temperature) restricted to the top-p nucleus: the same
+    distribution as `_filter_top_p` + multinomial over the vocabulary, without sorting the vocabulary
+    and drawing over all of it every step (both grow with the vocabulary: 49k tokens, ~25 ms a step of
+    8 rows on 2 cores). The nucleus is found within the `NUCLEUS_FIRST` most likely tokens; a row
+    whose nucleus is wider sends the step to the full sort."""
+    probs = (logits / temperature).softmax(-1)
+    k = min(NUCLEUS_FIRST, probs.shape[-1])
+    top, index = probs.topk(k, dim=-1)  # descending
+    before = top.cumsum(-1) - top  # mass ranked strictly above each token
+    if top_p < 1.0 and bool((before[:, -1] + top[:, -1] >= top_p).all()):
+        keep = before < top_p  # the smallest set reaching top_p (TopPLogitsWarper's rule), the first always
+        pick = torch.multinomial(top.masked_fill(~keep, 0.0), 1, generator=gen)
+        return index.gather(1, pick).squeeze(1)
+    full = _filter_top_p(logits / temperature, top_p).softmax(-1)
+    return torch.multinomial(full, 1, generator=gen).squeeze(1)
+
+
 def forward_step(model: Any, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
     """One forward of `ids` (B, T) after `cache` (None: a prefill): (last-position logits (B, V), the cache)."""
     with autocast_for(ids.device):
         out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1,
                     **cache_kwargs(model, cache))
     return out.logits[:, -1, :].float(), output_cache(out)
+
+
+def forward_block(model: Any, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
+    """A forward of `ids` (B, T) after `cache`, keeping the logits of all T positions: ((B, T, V), the cache)."""
+    with autocast_for(ids.device):
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=ids.shape[1],
+                    **cache_kwargs(model, cache))
+    return out.logits.float(), output_cache(out)
 
 
 def prefill(model: Any, prompts: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor, Any]:
@@ -128,11 +160,17 @@ def sample(
     stop: StopRule | None = None,
     max_rows: int = 32,
     max_time: float | None = None,
+    fast_steps: bool = True,
+    draft: Sequence[int] = (),
 ) -> list[list[Decoded]]:
     """`n` continuations per prompt (greedy when `temperature` <= 0: one, repeated). Prompts go in
     groups of about `max_rows // n` (at least one), each group prefilled once and decoded together.
     `max_time` (seconds, for the whole call): a group not started gets empty continuations, a group
-    running out keeps what it wrote (stop "time")."""
+    running out keeps what it wrote (stop "time"). `fast_steps`: `ttt.decode_speed`'s few-row matmuls
+    (CPU) and in-place KV cache; False keeps transformers' own, for comparisons. `draft`: tokens every
+    continuation is expected to start with (a program's opening lines), checked in one forward per
+    prompt instead of one step per token, accepted or not as in speculative sampling (`accept_draft`):
+    the continuations are distributed exactly as without it."""
     greedy = temperature <= 0
     per_prompt = 1 if greedy else n
     group = max(1, max_rows // per_prompt)
@@ -141,69 +179,140 @@ def sample(
     deadline = None if max_time is None else time.monotonic() + max_time
     was_training = model.training
     model.eval()
-    out: list[list[Decoded]] = []
     try:
-        for i in range(0, len(prompts), group):
-            chunk = prompts[i : i + group]
-            if deadline is not None and time.monotonic() >= deadline:
-                out += [[Decoded([], 0.0, "time")] * per_prompt for _ in chunk]
-                continue
-            rows = _decode_group(model, chunk, per_prompt, max_new_tokens, temperature, top_p, gen, set(end_ids), pad,
-                                 stop, texts, deadline)
-            out += [rows[k * per_prompt : (k + 1) * per_prompt] for k in range(len(chunk))]
+        with small_rows_linears(model) if fast_steps else contextlib.nullcontext():
+            out = _decode_groups(model, prompts, group, per_prompt, max_new_tokens, temperature, top_p, gen, set(end_ids), pad,
+                                 stop, texts, deadline, fast_steps, draft)
     finally:
         model.train(was_training)
     return [r * n if greedy else r for r in out]
 
 
+def _decode_groups(model, prompts, group, per_prompt, max_new_tokens, temperature, top_p, gen, end_ids, pad, stop, texts,
+                   deadline, fast_steps, draft) -> list[list[Decoded]]:
+    out: list[list[Decoded]] = []
+    for i in range(0, len(prompts), group):
+        chunk = prompts[i : i + group]
+        if deadline is not None and time.monotonic() >= deadline:
+            out += [[Decoded([], 0.0, "time")] * per_prompt for _ in chunk]
+            continue
+        rows = _decode_group(model, chunk, per_prompt, max_new_tokens, temperature, top_p, gen, end_ids, pad, stop, texts,
+                             deadline, fast_steps, draft)
+        out += [rows[k * per_prompt : (k + 1) * per_prompt] for k in range(len(chunk))]
+    return out
+
+
 def _decode_group(model, prompts, per_prompt, max_new_tokens, temperature, top_p, gen, end_ids, pad, stop, texts,
-                  deadline) -> list[Decoded]:
+                  deadline, fast_steps, draft) -> list[Decoded]:
     logits, mask, cache = prefill(model, prompts, pad)
+    draft = list(draft)[: max(0, max_new_tokens - 1)]
+    if draft:  # the expected opening, one forward for every prompt: the distribution before each of its tokens
+        k = len(draft)
+        positions = mask.sum(-1, keepdim=True) + torch.arange(k, device=mask.device)
+        mask = torch.cat([mask, mask.new_ones((len(prompts), k))], dim=1)
+        block, cache = forward_block(model, torch.tensor([draft] * len(prompts), device=mask.device), mask, positions, cache)
+        logits = torch.cat([logits[:, None], block], dim=1)  # (P, k + 1, V)
     if per_prompt > 1:  # the prompt's cache, shared: each of its sequences continues from a copy
         cache.batch_repeat_interleave(per_prompt)
         logits = logits.repeat_interleave(per_prompt, dim=0)
         mask = mask.repeat_interleave(per_prompt, dim=0)
+    if fast_steps:
+        grow_in_place(cache, max_new_tokens)
     n_rows = logits.shape[0]
     live = list(range(n_rows))  # row -> output index, for the rows still in the batch
     ids: list[list[int]] = [[] for _ in range(n_rows)]
     text = [""] * n_rows
     logp = [0.0] * n_rows
     stops = ["length"] * n_rows
+    if draft:
+        pending, pending_logp = accept_draft(logits, draft, temperature, top_p, gen)
+        for r, toks in enumerate(pending):  # the draft slots a row rejected stay in the cache, masked out
+            mask[r, mask.shape[1] - len(draft) + len(toks) - 1 :] = 0
+    else:
+        pending, pending_logp = _choose(logits, temperature, top_p, gen)
     lengths = mask.sum(-1)  # real tokens per live row: the next position id
     for step in range(max_new_tokens):
-        if deadline is not None and time.monotonic() >= deadline:
-            for r in live:
-                stops[r] = "time"
-            break
-        logprobs = logits.log_softmax(-1)
-        if temperature <= 0:
-            nxt = logits.argmax(-1)
-        else:
-            probs = _filter_top_p(logits / temperature, top_p).softmax(-1)
-            nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1)
-        chosen = logprobs.gather(1, nxt[:, None]).squeeze(1).tolist()
         keep = []
-        for k, (r, tok) in enumerate(zip(live, nxt.tolist())):
-            ids[r].append(tok)
-            logp[r] += chosen[k]
-            if tok in end_ids:
-                stops[r] = "end"
-                continue
-            if stop is not None:
-                text[r] += texts(tok)
-                if stop.done(text[r]):
-                    stops[r] = "rule"
-                    continue
-            keep.append(k)
-        if not keep or step == max_new_tokens - 1:
+        for k, r in enumerate(live):
+            for tok, lp in zip(pending[k], pending_logp[k]):
+                ids[r].append(tok)
+                logp[r] += lp
+                if tok in end_ids:
+                    stops[r] = "end"
+                    break
+                if stop is not None:
+                    text[r] += texts(tok)
+                    if stop.done(text[r]):
+                        stops[r] = "rule"
+                        break
+                if len(ids[r]) >= max_new_tokens:
+                    break
+            else:
+                keep.append(k)
+        keep = [k for k in keep if len(ids[live[k]]) < max_new_tokens]
+        if not keep:
             break
+        if deadline is not None and time.monotonic() >= deadline:
+            for k in keep:
+                stops[live[k]] = "time"
+            break
+        nxt = torch.tensor([pending[k][-1] for k in keep], device=mask.device)
         if len(keep) < len(live):  # finished rows leave the batch and its cache
-            index = torch.tensor(keep, device=nxt.device)
+            index = torch.tensor(keep, device=mask.device)
             cache.batch_select_indices(index)
-            nxt, mask, lengths = nxt[index], mask[index], lengths[index]
+            mask, lengths = mask[index], lengths[index]
             live = [live[k] for k in keep]
         mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=1)
         logits, cache = forward_step(model, nxt[:, None], mask, lengths[:, None], cache)
         lengths = lengths + 1
+        pending, pending_logp = _choose(logits, temperature, top_p, gen)
     return [Decoded(ids[r], logp[r], stops[r]) for r in range(n_rows)]
+
+
+def _choose(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator) -> tuple[list[list[int]], list[list[float]]]:
+    """One token per row (greedy or nucleus) and its log-probability at temperature 1, as 1-token lists."""
+    nxt = logits.argmax(-1) if temperature <= 0 else sample_nucleus(logits, temperature, top_p, gen)
+    chosen = logits.log_softmax(-1).gather(1, nxt[:, None]).squeeze(1)
+    return [[t] for t in nxt.tolist()], [[c] for c in chosen.tolist()]
+
+
+def nucleus_probs(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
+    """The distribution `sample_nucleus` draws from, over the whole vocabulary (rows of `logits`)."""
+    return _filter_top_p(logits / temperature, top_p).softmax(-1)
+
+
+def accept_draft(
+    logits: torch.Tensor, draft: Sequence[int], temperature: float, top_p: float, gen: torch.Generator
+) -> tuple[list[list[int]], list[list[float]]]:
+    """Speculative sampling with a fixed draft (Leviathan et al. 2023, with a draft model that always
+    proposes `draft`). `logits` (R, k + 1, V): the distribution before each of the k draft tokens and
+    after the last. Per row: draft token i is accepted with probability q_i(d_i); at the first
+    rejection the token is drawn from q_i without d_i, renormalised; when all are accepted, one more is
+    drawn from q_k. The tokens come out distributed exactly as sampling them one by one (greedy: the
+    draft is kept while it is the argmax). Returns per row the tokens (accepted draft + one) and their
+    log-probabilities at temperature 1."""
+    rows, k = logits.shape[0], len(draft)
+    d = torch.tensor(list(draft), device=logits.device)
+    if temperature <= 0:
+        best = logits.argmax(-1)  # (R, k + 1)
+        accepted = best[:, :k] == d
+        pick = best
+    else:
+        q = nucleus_probs(logits.reshape(rows * (k + 1), -1), temperature, top_p).reshape(rows, k + 1, -1)
+        q_d = q[:, :k].gather(2, d.expand(rows, k)[:, :, None]).squeeze(2)
+        accepted = torch.rand(rows, k, generator=gen, device=logits.device) < q_d
+        residual = q.clone()
+        residual[:, :k].scatter_(2, d.expand(rows, k)[:, :, None], 0.0)  # q_i without d_i (renormalised by multinomial)
+        residual[:, k] = q[:, k]
+        residual[residual.sum(-1) <= 0] = 1.0  # a position where d_i had all the mass is never rejected: any row will do
+        pick = torch.multinomial(residual.reshape(rows * (k + 1), -1), 1, generator=gen).reshape(rows, k + 1)
+    n_ok = torch.where(accepted.all(1), k, (~accepted).int().argmax(1))  # accepted draft tokens per row
+    logprobs = logits.log_softmax(-1)
+    tokens, lps = [], []
+    for r, a in enumerate(n_ok.tolist()):
+        toks = list(draft[:a]) + [int(pick[r, a])]
+        tokens.append(toks)
+        lps.append(logprobs[r, torch.arange(a + 1), torch.tensor(toks)].tolist())
+    return tokens, lps
+
 

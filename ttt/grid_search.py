@@ -28,6 +28,7 @@ import torch
 
 from augment.tasks import MAX_SIDE
 from ttt.decode import forward_step, prefill
+from ttt.decode_speed import small_rows_linears
 
 # A grammar state: (phase, rows, cols, row, col, digits so far of the number being read)
 # phase: 0 reading H, 1 reading W, 2 body, 3 complete (only the end of answer may follow)
@@ -146,55 +147,56 @@ def search_grids(
     was_training = model.training
     model.eval()
     try:
-        logits, mask, cache = prefill(model, [list(prompt)], pad)
-        vocab = torch.tensor(grammar.vocab, device=logits.device)
-        paths = [_Path([], START, 0, 0.0, True)]
-        found: list[FoundGrid] = []
-        forwards, complete = 1, True
-        positions = mask.sum(-1)
-        for _ in range(max_tokens):
-            # only the grammar's tokens are ever looked at: move those columns, not the vocabulary
-            logprobs = logits.log_softmax(-1)[:, vocab].tolist()
-            children: list[tuple[int, _Path]] = []  # (parent row, child)
-            for r, path in enumerate(paths):
-                options = grammar.allowed(path.state, path.ended)
-                if not options:
-                    continue
-                lp = logprobs[r]
-                col = grammar.column
-                best = max(options, key=lambda o: lp[col[o[0]]])[0] if path.greedy else None
-                room = (max_tokens - len(path.ids) - 1 - len(grammar.end_ids)) * grammar.widest  # characters that still fit
-                for tok, nxt in options:
-                    total = path.logprob + lp[col[tok]]
-                    if grammar.chars_left(nxt) > room:
-                        continue  # a shape that cannot be written within max_tokens
-                    if total >= floor or tok == best:
-                        ended = path.ended + (1 if nxt[0] == 3 and path.state[0] == 3 else 0)
-                        children.append((r, _Path(path.ids + [tok], nxt, ended, total, tok == best)))
-            live: list[tuple[int, _Path]] = []
-            for r, child in children:
-                if child.ended == len(grammar.end_ids) and child.state[0] == 3:
-                    found.append(FoundGrid(tokenizer.decode(child.ids[: len(child.ids) - len(grammar.end_ids)]), child.logprob, child.greedy))
-                else:
-                    live.append((r, child))
-            if len(live) > max_rows:
-                complete = False
-                live.sort(key=lambda rc: (not rc[1].greedy, -rc[1].logprob))
-                live = live[:max_rows]
-            if not live or (deadline is not None and time.monotonic() >= deadline):
-                complete = complete and not live
-                break
-            parents = torch.tensor([r for r, _ in live], device=logits.device)
-            cache.reorder_cache(parents)
-            mask = torch.cat([mask[parents], mask.new_ones((len(live), 1))], dim=1)
-            positions = positions[parents]
-            paths = [c for _, c in live]
-            nxt = torch.tensor([[c.ids[-1]] for c in paths], device=logits.device)
-            logits, cache = forward_step(model, nxt, mask, positions[:, None], cache)
-            positions = positions + 1
-            forwards += 1
-        else:
-            complete = False  # ran out of max_tokens with prefixes still live
+        with small_rows_linears(model):  # a step decodes <= max_rows rows: few-row matmuls (ttt.decode_speed)
+            logits, mask, cache = prefill(model, [list(prompt)], pad)
+            vocab = torch.tensor(grammar.vocab, device=logits.device)
+            paths = [_Path([], START, 0, 0.0, True)]
+            found: list[FoundGrid] = []
+            forwards, complete = 1, True
+            positions = mask.sum(-1)
+            for _ in range(max_tokens):
+                # only the grammar's tokens are ever looked at: move those columns, not the vocabulary
+                logprobs = logits.log_softmax(-1)[:, vocab].tolist()
+                children: list[tuple[int, _Path]] = []  # (parent row, child)
+                for r, path in enumerate(paths):
+                    options = grammar.allowed(path.state, path.ended)
+                    if not options:
+                        continue
+                    lp = logprobs[r]
+                    col = grammar.column
+                    best = max(options, key=lambda o: lp[col[o[0]]])[0] if path.greedy else None
+                    room = (max_tokens - len(path.ids) - 1 - len(grammar.end_ids)) * grammar.widest  # characters that still fit
+                    for tok, nxt in options:
+                        total = path.logprob + lp[col[tok]]
+                        if grammar.chars_left(nxt) > room:
+                            continue  # a shape that cannot be written within max_tokens
+                        if total >= floor or tok == best:
+                            ended = path.ended + (1 if nxt[0] == 3 and path.state[0] == 3 else 0)
+                            children.append((r, _Path(path.ids + [tok], nxt, ended, total, tok == best)))
+                live: list[tuple[int, _Path]] = []
+                for r, child in children:
+                    if child.ended == len(grammar.end_ids) and child.state[0] == 3:
+                        found.append(FoundGrid(tokenizer.decode(child.ids[: len(child.ids) - len(grammar.end_ids)]), child.logprob, child.greedy))
+                    else:
+                        live.append((r, child))
+                if len(live) > max_rows:
+                    complete = False
+                    live.sort(key=lambda rc: (not rc[1].greedy, -rc[1].logprob))
+                    live = live[:max_rows]
+                if not live or (deadline is not None and time.monotonic() >= deadline):
+                    complete = complete and not live
+                    break
+                parents = torch.tensor([r for r, _ in live], device=logits.device)
+                cache.reorder_cache(parents)
+                mask = torch.cat([mask[parents], mask.new_ones((len(live), 1))], dim=1)
+                positions = positions[parents]
+                paths = [c for _, c in live]
+                nxt = torch.tensor([[c.ids[-1]] for c in paths], device=logits.device)
+                logits, cache = forward_step(model, nxt, mask, positions[:, None], cache)
+                positions = positions + 1
+                forwards += 1
+            else:
+                complete = False  # ran out of max_tokens with prefixes still live
     finally:
         model.train(was_training)
     found.sort(key=lambda g: -g.logprob)

@@ -62,6 +62,6 @@ def sample_revisions(
     prompts = [fit_revision_prompt(tokenizer, r.context, r.test_inputs, r.attempts, cap, max_seq_len) for r in requests]
     texts = generate_scored(
         model, tokenizer, [p.ids for p in prompts], per_request, cap, cfg.temperature, cfg.top_p, cfg.batch_size, seed, max_time, ranks,
-        Decoding.of(cfg, ProgramStop()),
+        Decoding.of(cfg, ProgramStop(), cfg.program_draft),
     )
     return [RevisionText(r, t, p.shortened, lp) for r, p, ts in zip(requests, prompts, texts) for t, lp in ts]

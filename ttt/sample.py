@@ -74,17 +74,19 @@ def _device(model: Any) -> torch.device:
 class Decoding:
     """How to decode: `sampler` 'batched' (`ttt.decode`) or 'hf' (`model.generate`, in batches of the
     caller's `batch_size`); batched only: `merge` samples with the adapter merged, `rows` caps the
-    sequences per decode step, `stop` says when a continuation holds a complete answer."""
+    sequences per decode step, `stop` says when a continuation holds a complete answer, `draft` is
+    text every answer is expected to open with (`ttt.decode.accept_draft`; '' for none)."""
 
     sampler: str = "batched"
     merge: bool = True
     rows: int = 32
     stop: StopRule | None = None
+    draft: str = ""
 
     @classmethod
-    def of(cls, cfg: Any, stop: StopRule | None = None) -> "Decoding":
+    def of(cls, cfg: Any, stop: StopRule | None = None, draft: str = "") -> "Decoding":
         """From a `solve` config section."""
-        return cls(cfg.sampler, cfg.merge_adapter, cfg.decode_rows, stop)
+        return cls(cfg.sampler, cfg.merge_adapter, cfg.decode_rows, stop, draft)
 
 
 def generate(
@@ -134,8 +136,9 @@ def generate_scored(
     """
     if decoding is not None and decoding.sampler == "batched" and ranks is None:
         with merged_adapter(model, decoding.merge):
+            draft = tokenizer.encode(decoding.draft, add_special_tokens=False) if decoding.draft else ()
             rows = batched_sample(model, tokenizer, prompts, num_return, max_new_tokens, temperature, top_p, seed,
-                                  end_ids(tokenizer), pad_id(tokenizer), decoding.stop, decoding.rows, max_time)
+                                  end_ids(tokenizer), pad_id(tokenizer), decoding.stop, decoding.rows, max_time, draft=draft)
         return [[(tokenizer.decode(d.ids, skip_special_tokens=True), d.logprob if d.ids else None) for d in row] for row in rows]
     with seeded(seed):
         texts = _generate(model, tokenizer, prompts, num_return, max_new_tokens, temperature, top_p, batch_size, max_time, ranks)
@@ -267,7 +270,7 @@ def sample_programs(
         prompts.append(fit_prompt(tokenizer, "program", vt.train, None, vt.test_inputs, cfg.program_max_new_tokens, max_seq_len))
     texts = generate_scored(
         model, tokenizer, [p.ids for p in prompts], per_view, cfg.program_max_new_tokens, cfg.temperature, cfg.top_p,
-        cfg.batch_size, seed, max_time, ranks, Decoding.of(cfg, ProgramStop()),
+        cfg.batch_size, seed, max_time, ranks, Decoding.of(cfg, ProgramStop(), cfg.program_draft),
     )
     return [ProgramText(v, t, p.shortened, lp) for v, p, ts in zip(views, prompts, texts) for t, lp in ts]
 

@@ -41,8 +41,9 @@ def useful_tokens(tokenizer: Any, text: str) -> int:
 def bench_sampling(engine: Any, cfg: Any, tasks: list[Any], n_tasks: int = SAMPLING_TASKS) -> dict[str, Any]:
     """The demo's program sampling (its views, samples per view, token cap, temperature, seed) on the
     same prompts, back to back: transformers' `generate` with the adapter unmerged (the old path), the
-    batched decoder unmerged, and batched merged (`solve.sampler: batched`, the default). Tokens are
-    counted alike for all (`useful_tokens`); speedup = batched merged tokens/s over generate's."""
+    batched decoder merged without the program draft, and with it unmerged and merged (the default:
+    `solve.sampler: batched`, `merge_adapter`, `program_draft`). Tokens are counted alike for all
+    (`useful_tokens`); speedup = batched merged tokens/s over generate's."""
     from solve.pipeline.stages import task_views
     from ttt.decode import ProgramStop
     from ttt.prompts import fit_prompt
@@ -57,8 +58,9 @@ def bench_sampling(engine: Any, cfg: Any, tasks: list[Any], n_tasks: int = SAMPL
     generate(engine.model, tok, prompts[:1], 1, 2, 0.8, 0.95, 1, 0)  # warm-up: first-call costs are not throughput
     paths = {
         "generate_unmerged": None,
-        "batched_unmerged": Decoding("batched", False, c.decode_rows, ProgramStop()),
-        "batched_merged": Decoding("batched", True, c.decode_rows, ProgramStop()),
+        "batched_merged_no_draft": Decoding("batched", True, c.decode_rows, ProgramStop()),
+        "batched_unmerged": Decoding("batched", False, c.decode_rows, ProgramStop(), c.program_draft),
+        "batched_merged": Decoding("batched", True, c.decode_rows, ProgramStop(), c.program_draft),
     }
     out: dict[str, Any] = {"prompts": len(prompts), "per_prompt": c.programs_per_view, "max_new_tokens": c.program_max_new_tokens,
                            "prompt_tokens_mean": sum(map(len, prompts)) / len(prompts)}
@@ -71,6 +73,7 @@ def bench_sampling(engine: Any, cfg: Any, tasks: list[Any], n_tasks: int = SAMPL
         out[name] = {"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds}
     out["speedup"] = out["batched_merged"]["tokens_per_s"] / out["generate_unmerged"]["tokens_per_s"]
     out["merge_gain"] = out["batched_merged"]["tokens_per_s"] / out["batched_unmerged"]["tokens_per_s"]
+    out["draft_gain"] = out["batched_merged"]["tokens_per_s"] / out["batched_merged_no_draft"]["tokens_per_s"]
     return out
 
 
@@ -204,8 +207,9 @@ def format_table(r: dict[str, Any]) -> str:
                      f"{row['tokens_per_s']:,.0f}", f"tokens/s ({row['s_per_step']:.2f} s/step)"))
     g = r["sampling"]
     what = f"{g['prompts']} prompts (~{g['prompt_tokens_mean']:.0f} tok) x {g['per_prompt']} programs, <= {g['max_new_tokens']} new"
-    for name, label in (("generate_unmerged", "transformers generate, adapter unmerged"), ("batched_unmerged", "batched decoder, unmerged"),
-                        ("batched_merged", "batched decoder, adapter merged")):
+    for name, label in (("generate_unmerged", "transformers generate, adapter unmerged"),
+                        ("batched_merged_no_draft", "batched decoder, merged, no program draft"),
+                        ("batched_unmerged", "batched decoder, unmerged"), ("batched_merged", "batched decoder, adapter merged")):
         rows.append(("sampling", f"{label}, {what}", f"{g[name]['tokens_per_s']:,.1f}", f"tokens/s ({g[name]['seconds']:.1f} s)"))
     rows.append(("sampling", "speedup: batched merged over generate unmerged", f"{g['speedup']:.2f}", "x"))
     d = r.get("grid_search")

@@ -58,6 +58,9 @@ _SPLITS = (("left_half", "right_half"), ("top_half", "bottom_half"))
 _CELLWISE = {"overlay", "cell_and", "cell_or", "cell_xor", "cell_nor", "cell_diff"}
 _TWO_GRID = {"hconcat", "vconcat"} | _CELLWISE
 _COLOR_QUERIES = ("most_common_color", "least_common_color", "background_color", "most_common_foreground")
+# Every synthetic program, so every program the prior learned, opens with these lines.
+PROGRAM_HEADER = "from solve.dsl import *\n\n\ndef transform(grid):\n    g = to_array(grid)"
+
 _PREFIX = {GRID: "x", COLOR: "c", INT: "n", OBJECT: "obj", OBJECTS: "objs", MASK: "m"}
 
 
@@ -100,7 +103,7 @@ class Program:
         """The program as Python: `from solve.dsl import *` and `def transform(grid)`, one call per line."""
         names = ["g"]
         counters: dict[str, int] = {}
-        lines = ["from solve.dsl import *", "", "", "def transform(grid):", "    g = to_array(grid)"]
+        lines = PROGRAM_HEADER.split("\n")
         for s in self.steps:
             prefix = _PREFIX.get(s.returns, "v")
             counters[prefix] = counters.get(prefix, 0) + 1

@@ -262,7 +262,7 @@ def test_bench_sampling_runs_every_path_on_the_same_prompts(task_ids):
     tasks = select(load_dataset(DATASET).tasks, task_ids)
     g = bench_sampling(engine, cfg, tasks, n_tasks=2)
     assert (g["prompts"], g["per_prompt"]) == (2, 3)
-    for way in ("generate_unmerged", "batched_unmerged", "batched_merged"):
+    for way in ("generate_unmerged", "batched_merged_no_draft", "batched_unmerged", "batched_merged"):
         # <= 16 new tokens for each of 6 sequences; re-encoding the decoded text may merge or split a few
         assert 0 < g[way]["tokens"] <= 3 * 96 and g[way]["tokens_per_s"] > 0
     assert g["speedup"] == pytest.approx(g["batched_merged"]["tokens_per_s"] / g["generate_unmerged"]["tokens_per_s"])
