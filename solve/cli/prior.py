@@ -47,9 +47,12 @@ def pretrain(
     out: Annotated[Path, typer.Option("--out", help="output directory: the adapter (or model), MODEL_CARD.md, checkpoints")],
     config: ConfigOpt = None,
     overrides: SetOpt = None,
+    stop_after: Annotated[Optional[int], typer.Option("--stop-after", min=1, help="end after this many more steps, leaving a "
+                                                      "checkpoint that the same command resumes (time slices)")] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
-    """Train the program prior on synthetic tasks (+ clean real training tasks); resumes a checkpoint in --out."""
+    """Train the program prior on synthetic tasks (+ clean real training tasks); resumes a checkpoint in --out.
+    With placement.mode=deepspeed: data-parallel over placement.ranks ranks (0 = one per GPU) with ZeRO-2."""
     from solve.pretrain.data import CorpusError
     from solve.pretrain.recipe import PretrainError
     from solve.pretrain.recipe import pretrain as run_pretrain
@@ -58,7 +61,10 @@ def pretrain(
 
     cfg = load_config_or_fail(config, overrides)
     try:
-        report = run_pretrain(cfg, corpus, out, console, progress)
+        if cfg.placement.mode == "deepspeed":
+            report = _launch_ranks(cfg, corpus, out, stop_after)
+        else:
+            report = run_pretrain(cfg, corpus, out, console, progress, stop_after=stop_after)
     except (CorpusError, PretrainError, AdapterError, ModelResolutionError, ValueError, RuntimeError) as e:
         raise fail(str(e)) from None
     except KeyboardInterrupt:
@@ -67,3 +73,41 @@ def pretrain(
     if report["done"]:
         use = f"model.source: {out}" if cfg.pretrain.full_model else f"model.adapter: {out}"
         console.print(f"prior written to {out} (use {use}); card: {out}/MODEL_CARD.md")
+    else:
+        console.print(f"stopped at step {report['steps']} of {cfg.train.steps}; the same command resumes from {out}/checkpoint")
+
+
+def _launch_ranks(cfg, corpus: list[Path], out: Path, stop_after: int | None) -> dict:
+    """Run `placement.ranks` pretraining ranks (solve.cli.pretrain_rank) with the deepspeed launcher and
+    wait for them; rank 0's report (out/pretrain.json). Their shared-memory buffers go when they end."""
+    import os
+
+    import torch
+
+    from solve.pipeline.runconfig import dump_config
+    from solve.placement.ds_launch import free_port, rank_count, wait_launch
+    from solve.pretrain.recipe import PretrainError
+
+    n = rank_count(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    config = out / "pretrain-launch.yaml"
+    config.write_text(dump_config(cfg))
+    (out / "pretrain.json").unlink(missing_ok=True)  # the report this launch writes, not an older one
+    port = free_port()
+    cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", str(n), "--master_port", str(port), "--no_local_rank",
+           "--module", "solve.cli.pretrain_rank", "--config", str(config), "--out", str(out)]
+    for c in corpus:
+        cmd += ["--corpus", str(c)]
+    if stop_after is not None:
+        cmd += ["--stop-after", str(stop_after)]
+    cmd += ["--command", " ".join(["arc-ttt", *sys.argv[1:]])]
+    env = dict(os.environ)
+    if not torch.cuda.is_available():
+        env.setdefault("DS_ACCELERATOR", "cpu")  # else DeepSpeed looks for an accelerator and fails
+    console.print(f"launching {n} deepspeed rank(s) for pretraining (ZeRO-{cfg.placement.zero_stage}, master port {port})")
+    rc = wait_launch(cmd, env, None, port)
+    report_path = out / "pretrain.json"
+    if rc != 0 or not report_path.is_file():
+        raise PretrainError(f"the pretraining ranks exited with code {rc} (their output is above); the same command resumes "
+                            f"from the last checkpoint in {out}")
+    return json.loads(report_path.read_text())

@@ -49,7 +49,7 @@ from solve.pipeline.stages import failed_record
 LAUNCH_DIR = "deepspeed-launch"
 MAX_LAUNCHES_WITHOUT_PROGRESS = 2
 DEADLINE_GRACE_S = 60.0  # ranks get this long past the global deadline before they are killed
-TIMED_OUT = -1  # _wait's return when it killed the ranks at the deadline
+TIMED_OUT = -1  # wait_launch's return when it killed the ranks at the deadline
 SHM_DIR = Path("/dev/shm")
 SHM_BUFFER = re.compile(r"deepspeed_allreduce_buffer_(?P<uid>\d+)_(?P<addr>.*)_(?P<port>\d+)_(?P<rank>\d+)")
 _live: list[tuple[subprocess.Popen, int]] = []  # (launcher, master port) to end if this process is stopped hard
@@ -116,7 +116,7 @@ def launch_ranks(cfg: RunConfig, tasks: Sequence[Task], opts: Any, console: Cons
         since = timeline.stat().st_size if timeline.exists() else 0  # this launch's events start here
         port = free_port()
         console.print(f"launching {n} deepspeed ranks for {len(todo)} task(s) (master port {port})")
-        rc = _wait(launch_command(n, config, tasks_file, Path(opts.out), left, port), env, left, port)
+        rc = wait_launch(launch_command(n, config, tasks_file, Path(opts.out), left, port), env, left, port)
         launches += 1
         run = RunDir.open(opts.out, tasks, None)
         in_flight = _unfinished_start(run, since)
@@ -159,8 +159,8 @@ def _unrecorded(run: RunDir) -> list[Task]:
     return [t for t in run.tasks if t.id not in recorded]
 
 
-def _wait(cmd: list[str], env: dict[str, str], left: float | None, port: int) -> int:
-    """Run the launcher in its own process group, so that all ranks can be ended together; past the
+def wait_launch(cmd: list[str], env: dict[str, str], left: float | None, port: int) -> int:
+    """Run a deepspeed launcher command in its own process group, so that all ranks can be ended together; past the
     global deadline (plus a grace for the last stage to notice its own) end them: TIMED_OUT. The
     launch's shared-memory buffers are removed whichever way it ends."""
     proc = subprocess.Popen(cmd, env=env, start_new_session=True)

@@ -26,6 +26,9 @@ def write_card(out: Path, cfg: RunConfig, report: dict[str, Any]) -> Path:
         "",
         f"    {report['command']}",
         "",
+        (f"Trained data-parallel on {report['ranks']} DeepSpeed ranks (ZeRO-{report['zero_stage']}); each step's micro-batches "
+         "are split across them." if report.get("zero_stage") is not None else "Trained in one process."),
+        "",
         "## Data",
         "",
     ]

@@ -22,18 +22,42 @@ import torch
 from solve.pipeline.runconfig import RunConfig, dump_config
 from solve.pretrain.card import write_card
 from solve.pretrain.data import corpus_fingerprint, encode_examples, load_corpus, real_examples, split_heldout, synthetic_examples
-from solve.pretrain.evaluate import evaluate_prior
+from solve.pretrain.evaluate import summarize, task_counts
 from ttt.nll import collate, model_device
 from ttt.prompts import Encoded, pad_id
 from ttt.train import LocalRunner, set_checkpointing, train_step
 
 CHECKPOINT = "checkpoint"
 STATE = "state.pt"
+DS_DIR, DS_TAG = "deepspeed", "state"  # inside the checkpoint: DeepSpeed's per-rank optimizer partitions
 LOG = "pretrain.jsonl"
 
 
 class PretrainError(ValueError):
     """A pretraining run that cannot start or resume as asked."""
+
+
+class Ranks:
+    """This process's place among the pretraining ranks: one process (`zero_stage` None) or a rank of
+    a DeepSpeed data-parallel group (torch.distributed already initialized, see solve.cli.pretrain_rank)."""
+
+    def __init__(self, zero_stage: int | None):
+        self.zero_stage = zero_stage
+        self.dist: Any = None
+        self.rank, self.world = 0, 1
+        if zero_stage is not None:
+            import torch.distributed as dist
+
+            self.dist, self.rank, self.world = dist, dist.get_rank(), dist.get_world_size()
+
+    @property
+    def lead(self) -> bool:
+        """Rank 0: the only writer of the output directory and the console."""
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.dist is not None:
+            self.dist.barrier()
 
 
 @dataclass
@@ -42,11 +66,12 @@ class Pools:
     grids: list[Encoded]
 
 
-def draw_step(pools: Pools, step: int, seed: int, cfg: RunConfig) -> list[list[Encoded]]:
-    """The micro-batches of optimizer step `step`: a pure function of (seed, step)."""
+def draw_step(pools: Pools, step: int, seed: int, cfg: RunConfig, world: int = 1) -> list[list[Encoded]]:
+    """The micro-batches of optimizer step `step` for `world` ranks together (`train.grad_accum` per
+    rank; rank r takes [r::world]): a pure function of (seed, step, world)."""
     rng = np.random.default_rng([seed, step])
     out = []
-    for _ in range(cfg.train.grad_accum):
+    for _ in range(cfg.train.grad_accum * world):
         use_programs = pools.programs and (not pools.grids or rng.random() < cfg.pretrain.program_share)
         pool = pools.programs if use_programs else pools.grids
         batch: list[Encoded] = []
@@ -61,19 +86,35 @@ def draw_step(pools: Pools, step: int, seed: int, cfg: RunConfig) -> list[list[E
     return out
 
 
+def step_seed(seed: int, step: int) -> int:
+    """The torch seed of optimizer step `step` (dropout): a resumed run draws what an uninterrupted one would."""
+    return int(np.random.default_rng([seed, step, 1]).integers(2**63 - 1))
+
+
 def pretrain(cfg: RunConfig, corpora: Sequence[str | Path], out: str | Path, console: Any = None, progress: bool = True,
-             stop_after: int | None = None) -> dict[str, Any]:
+             stop_after: int | None = None, zero_stage: int | None = None, device: str | None = None,
+             command: str | None = None) -> dict[str, Any]:
     """Train the prior into `out` (resuming a checkpoint there); returns the final report (also in the card).
-    `stop_after`: end this call after that many more steps, leaving a checkpoint (tests, time slices)."""
+    `stop_after`: end this call after that many more steps, leaving a checkpoint (tests, time slices).
+    `zero_stage` (2): this process is one rank of a DeepSpeed data-parallel group (ttt.ds.DeepSpeedRunner):
+    every rank trains on its share of each step's micro-batches and evaluates its share of the held-out
+    tasks; rank 0 alone writes `out`. `device`: where this process loads the model (a rank's GPU).
+    `command`: what the model card says made it (default: this process's command line)."""
     from rich.console import Console
 
     from solve.sandbox.pool import Sandbox
     from ttt.lora import lora_parameters, reset_adapter, save_adapter, wrap_lora
     from ttt.models import load_model
 
-    console = console or Console()
+    ranks = Ranks(zero_stage)
+    if zero_stage is not None and (cfg.pretrain.full_model or zero_stage != 2):
+        raise PretrainError("pretraining under deepspeed trains a LoRA adapter with ZeRO-2 (placement.zero_stage=2, "
+                            "pretrain.full_model=false); the full model trains in one process")
+    console = console if console is not None and ranks.lead else Console(quiet=not ranks.lead)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if ranks.lead:
+        out.mkdir(parents=True, exist_ok=True)
+    ranks.barrier()
     _check_resume(out, cfg)
     started = time.monotonic()
     corpus = load_corpus(corpora)
@@ -82,7 +123,7 @@ def pretrain(cfg: RunConfig, corpora: Sequence[str | Path], out: str | Path, con
     programs, grids = synthetic_examples(train_tasks, corpus.sources)
     real, real_reports = real_examples(cfg.pretrain.real_datasets, cfg.pretrain.real_samples_per_task, cfg.run.seed,
                                       cfg.pretrain.max_grid_side)
-    model, tokenizer = load_model(cfg.model)
+    model, tokenizer = load_model(cfg.model if device is None else cfg.model.model_copy(update={"device": device}))
     if cfg.pretrain.full_model:
         for p in model.parameters():
             p.requires_grad_(True)
@@ -108,49 +149,64 @@ def pretrain(cfg: RunConfig, corpora: Sequence[str | Path], out: str | Path, con
     for r in real_reports:
         console.print(f"  {r['dataset']}: {r['total'] - r['excluded']} of {r['total']} tasks used, {r['excluded']} excluded (share a grid with an evaluation set)")
 
-    runner = LocalRunner()
+    if zero_stage is None:
+        runner: Any = LocalRunner()
+    else:
+        from ttt.ds import DeepSpeedRunner
+
+        runner = DeepSpeedRunner(model, cfg.train, zero_stage)
     runner.start(model, params, cfg.train)
-    step, history, evals, tokens_total, train_s = _resume(out, model, params, runner, fingerprint)
-    _truncate_log(out / LOG, step)  # steps after the last checkpoint are run again: their lines go
+    step, history, evals, tokens_total, train_s = _resume(out, model, params, runner, fingerprint, ranks)
+    if ranks.lead:
+        _truncate_log(out / LOG, step)  # steps after the last checkpoint are run again: their lines go
     device = model_device(model)
     pad = pad_id(tokenizer)
     if not cfg.pretrain.full_model:  # ttt.train's switch expects the peft wrapper
         set_checkpointing(model, cfg.train.gradient_checkpointing)
-    log = open(out / LOG, "a")
+    log = open(out / LOG, "a") if ranks.lead else None
     end_step = cfg.train.steps if stop_after is None else min(cfg.train.steps, step + stop_after)
-    with Sandbox(cfg.sandbox) as sandbox, _bar(console, progress) as bar:
+    save = lambda: _save_checkpoint(out, step, params, runner, history, evals, tokens_total, train_s, cfg, fingerprint, ranks)  # noqa: E731
+    with Sandbox(cfg.sandbox) as sandbox, _bar(console, progress and ranks.lead) as bar:
         job = bar.add_task("pretrain", total=cfg.train.steps, completed=step, loss="", tps="")
         while step < end_step:
             t0 = time.monotonic()
             model.train()
-            mbs = [collate([(e.input_ids, e.labels) for e in b], pad).to(device) for b in draw_step(pools, step, cfg.run.seed, cfg)]
-            loss = train_step(model, mbs, runner.backward, runner.step)
-            n_tok = sum(mb.n_tokens for mb in mbs)
+            mine = draw_step(pools, step, cfg.run.seed, cfg, ranks.world)[ranks.rank :: ranks.world]
+            mbs = [collate([(e.input_ids, e.labels) for e in b], pad).to(device) for b in mine]
+            # dropout's draws, like the data, depend on the step (and rank) alone
+            torch.manual_seed(step_seed(cfg.train.seed, step) + ranks.rank)
+            loss = runner.mean(train_step(model, mbs, runner.backward, runner.step))
+            n_tok = sum(runner.all_gather([sum(mb.n_tokens for mb in mbs)]))
             dt = time.monotonic() - t0
             step += 1
             tokens_total += n_tok
             train_s += dt
             history.append(loss)
-            log.write(json.dumps({"step": step, "loss": round(loss, 5), "tokens": n_tok, "seconds": round(dt, 3)}) + "\n")
-            log.flush()
+            if log is not None:
+                log.write(json.dumps({"step": step, "loss": round(loss, 5), "tokens": n_tok, "seconds": round(dt, 3)}) + "\n")
+                log.flush()
             bar.update(job, completed=step, loss=f"loss {np.mean(history[-20:]):.3f}", tps=f"{tokens_total / train_s:.0f} tok/s")
             if cfg.pretrain.eval_every and step % cfg.pretrain.eval_every == 0 and step < cfg.train.steps:
-                evals.append({"step": step, **_evaluate(model, tokenizer, heldout, sandbox, cfg)})
+                evals.append({"step": step, **_evaluate(model, tokenizer, heldout, sandbox, cfg, runner, ranks)})
                 console.print(f"eval at step {step}: {evals[-1]}")
             if step % cfg.pretrain.checkpoint_every == 0 or step == end_step:
-                _save_checkpoint(out, step, params, runner, history, evals, tokens_total, train_s, cfg, fingerprint)
+                save()
         if step >= cfg.train.steps and (not evals or evals[-1]["step"] != step):
-            evals.append({"step": step, **_evaluate(model, tokenizer, heldout, sandbox, cfg)})
+            evals.append({"step": step, **_evaluate(model, tokenizer, heldout, sandbox, cfg, runner, ranks)})
             console.print(f"eval at step {step}: {evals[-1]}")
-            _save_checkpoint(out, step, params, runner, history, evals, tokens_total, train_s, cfg, fingerprint)
-    log.close()
+            save()
+    if log is not None:
+        log.close()
     model.eval()
     report = {
         "steps": step, "done": step >= cfg.train.steps, "loss_first": history[0] if history else None,
         "loss_last": float(np.mean(history[-20:])) if history else None, "tokens": tokens_total,
         "tokens_per_s": round(tokens_total / train_s, 1) if train_s else None, "train_seconds": round(train_s, 1),
-        "evals": evals, "data": data, "command": " ".join(sys.argv), "seconds_this_call": round(time.monotonic() - started, 1),
+        "evals": evals, "data": data, "command": command or " ".join(sys.argv), "seconds_this_call": round(time.monotonic() - started, 1),
+        "ranks": ranks.world, "zero_stage": zero_stage,
     }
+    if not ranks.lead:
+        return report
     if report["done"]:
         if cfg.pretrain.full_model:
             model.save_pretrained(out / "model")
@@ -173,11 +229,15 @@ def _weights_to_bf16(path: Path) -> None:
     save_file({k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in state.items()}, str(path), metadata={"format": "pt"})
 
 
-def _evaluate(model, tokenizer, heldout, sandbox, cfg: RunConfig) -> dict[str, Any]:
+def _evaluate(model, tokenizer, heldout, sandbox, cfg: RunConfig, runner, ranks: Ranks) -> dict[str, Any]:
+    """Each rank evaluates held-out tasks r, r + world, ... (task i sampled with seed + i, as in one
+    process); the counts are gathered on every rank."""
     was = model.training
     model.eval()
     try:
-        return evaluate_prior(model, tokenizer, heldout, sandbox, cfg.solve, cfg.pretrain.eval_programs, cfg.run.seed)
+        mine = [task_counts(model, tokenizer, heldout[i], cfg.run.seed + i, sandbox, cfg.solve, cfg.pretrain.eval_programs)
+                for i in range(ranks.rank, len(heldout), ranks.world)]
+        return summarize(runner.all_gather(mine))
     finally:
         model.train(was)
 
@@ -209,25 +269,37 @@ def _checkpoint_dir(out: Path) -> Path:
     return final if final.is_dir() or not old.is_dir() else old
 
 
-def _save_checkpoint(out: Path, step, params, runner, history, evals, tokens_total, train_s, cfg: RunConfig, fingerprint) -> None:
-    """Trainable weights, optimizer and schedule, progress: written to a temp dir, then swapped in."""
+def _save_checkpoint(out: Path, step, params, runner, history, evals, tokens_total, train_s, cfg: RunConfig, fingerprint,
+                     ranks: Ranks) -> None:
+    """Trainable weights, optimizer and schedule, progress: written to a temp dir, then swapped in. Under
+    DeepSpeed the optimizer state is partitioned: every rank writes its part (DeepSpeed's own checkpoint,
+    frozen base weights left out) into the temp dir before rank 0 swaps it in."""
     import shutil
 
     tmp = out / f"{CHECKPOINT}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    torch.save({
-        "step": step, "weights": [p.detach().cpu() for p in params], "optimizer": runner.optimizer.state_dict(),
-        "scheduler": runner.scheduler.state_dict(), "history": history, "evals": evals, "tokens": tokens_total,
-        "train_seconds": train_s, "fingerprint": fingerprint,
-    }, tmp / STATE)
-    (tmp / "config.yaml").write_text(dump_config(cfg))
-    final, old = out / CHECKPOINT, out / f"{CHECKPOINT}.old"
-    if final.is_dir():
-        shutil.rmtree(old, ignore_errors=True)  # a crash after an earlier swap may have left it
-        final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
+    if ranks.lead:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    ranks.barrier()
+    if ranks.dist is not None:
+        runner.engine.save_checkpoint(str(tmp / DS_DIR), tag=DS_TAG, exclude_frozen_parameters=True, save_latest=False)
+        ranks.barrier()
+    if ranks.lead:
+        local = ranks.dist is None
+        torch.save({
+            "step": step, "weights": [p.detach().cpu() for p in params],
+            "optimizer": runner.optimizer.state_dict() if local else None, "scheduler": runner.scheduler.state_dict() if local else None,
+            "history": history, "evals": evals, "tokens": tokens_total, "train_seconds": train_s, "fingerprint": fingerprint,
+            "ranks": ranks.world,
+        }, tmp / STATE)
+        (tmp / "config.yaml").write_text(dump_config(cfg))
+        final, old = out / CHECKPOINT, out / f"{CHECKPOINT}.old"
+        if final.is_dir():
+            shutil.rmtree(old, ignore_errors=True)  # a crash after an earlier swap may have left it
+            final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    ranks.barrier()
 
 
 def _truncate_log(path: Path, step: int) -> None:
@@ -237,8 +309,7 @@ def _truncate_log(path: Path, step: int) -> None:
     path.write_text("".join(line + "\n" for line in lines))
 
 
-@torch.no_grad()
-def _resume(out: Path, model, params, runner, fingerprint: dict) -> tuple[int, list[float], list[dict], int, float]:
+def _resume(out: Path, model, params, runner, fingerprint: dict, ranks: Ranks) -> tuple[int, list[float], list[dict], int, float]:
     path = _checkpoint_dir(out) / STATE
     if not path.is_file():
         return 0, [], [], 0, 0.0
@@ -248,8 +319,20 @@ def _resume(out: Path, model, params, runner, fingerprint: dict) -> tuple[int, l
                             "resume with the same corpora, or use a new --out")
     if len(state["weights"]) != len(params):
         raise PretrainError(f"{path}: checkpoint has {len(state['weights'])} tensors, the model {len(params)}")
-    for p, w in zip(params, state["weights"]):
-        p.copy_(w.to(p.device, p.dtype))
-    runner.optimizer.load_state_dict(state["optimizer"])
-    runner.scheduler.load_state_dict(state["scheduler"])
+    made_by = state.get("ranks", 1)
+    if made_by != ranks.world or (state["optimizer"] is None) != (ranks.dist is not None):
+        how = lambda n, ds: f"{n} deepspeed rank(s)" if ds else "one process"  # noqa: E731
+        raise PretrainError(f"{path}: the checkpoint was made by {how(made_by, state['optimizer'] is None)}, this run is "
+                            f"{how(ranks.world, ranks.dist is not None)}: each step's data depends on the number of ranks; "
+                            "resume as it was made, or use a new --out")
+    with torch.no_grad():
+        for p, w in zip(params, state["weights"]):
+            p.copy_(w.to(p.device, p.dtype))
+    if ranks.dist is None:
+        runner.optimizer.load_state_dict(state["optimizer"])
+        runner.scheduler.load_state_dict(state["scheduler"])
+    else:
+        runner.engine.load_checkpoint(str(path.parent / DS_DIR), tag=DS_TAG, load_module_strict=False, load_optimizer_states=True,
+                                      load_lr_scheduler_states=False)
+        runner.steps = state["step"]  # DeepSpeedRunner's warmup + decay position
     return state["step"], list(state["history"]), list(state["evals"]), int(state["tokens"]), float(state["train_seconds"])

@@ -260,7 +260,7 @@ def test_bench_sampling_runs_every_path_on_the_same_prompts(task_ids):
                              "solve.program_views=1"])
     engine = Engine.load(cfg)
     tasks = select(load_dataset(DATASET).tasks, task_ids)
-    g = bench_sampling(engine, cfg, tasks, n_tasks=2)
+    g = bench_sampling(engine, cfg, tasks, n_tasks=2, repeats=1)
     assert (g["prompts"], g["per_prompt"]) == (2, 3)
     for way in ("generate_unmerged", "batched_merged_no_draft", "batched_unmerged", "batched_merged"):
         # <= 16 new tokens for each of 6 sequences; re-encoding the decoded text may merge or split a few

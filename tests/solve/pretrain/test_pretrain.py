@@ -33,8 +33,9 @@ def quiet():
     return Console(quiet=True)
 
 
-def test_an_interrupted_run_resumes_exactly(tmp_path, corpus):
-    cfg = load_config(None, FAST)
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_an_interrupted_run_resumes_exactly(tmp_path, corpus, dropout):
+    cfg = load_config(None, FAST + [f"lora.dropout={dropout}"])
     straight = pretrain(cfg, [corpus], tmp_path / "a", quiet(), progress=False)
     first = pretrain(cfg, [corpus], tmp_path / "b", quiet(), progress=False, stop_after=2)
     assert first["steps"] == 2 and not first["done"] and not (tmp_path / "b" / "adapter_model.safetensors").exists()
