@@ -125,6 +125,9 @@ def pretrain(cfg: RunConfig, corpora: Sequence[str | Path], out: str | Path, con
                                       cfg.pretrain.max_grid_side)
     model, tokenizer = load_model(cfg.model if device is None else cfg.model.model_copy(update={"device": device}))
     if cfg.pretrain.full_model:
+        # fp32 master weights: AdamW steps on bf16 weights (model.dtype auto on a GPU) round most updates
+        # away. The forward still runs in bf16 under autocast on a GPU (ttt.nll.autocast_for).
+        model = model.float()
         for p in model.parameters():
             p.requires_grad_(True)
         params = [p for p in model.parameters()]

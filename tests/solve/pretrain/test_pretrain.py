@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -107,3 +108,17 @@ def test_resuming_on_another_corpus_is_refused(tmp_path, corpus):
     pretrain(cfg, [corpus], tmp_path / "run", quiet(), progress=False, stop_after=1)
     with pytest.raises(PretrainError, match="other training or held-out tasks"):
         pretrain(cfg, [other], tmp_path / "run", quiet(), progress=False)
+
+
+def test_full_model_pretraining_keeps_fp32_master_weights_and_writes_a_loadable_model(tmp_path, corpus):
+    from ttt.config import ModelConfig
+    from ttt.models import load_model
+
+    cfg = load_config(None, FAST + ["pretrain.full_model=true", "model.dtype=bfloat16", "train.steps=2"])
+    report = pretrain(cfg, [corpus], tmp_path, quiet(), progress=False)
+    assert report["done"] and np.isfinite(report["loss_last"])
+    saved = load_file(tmp_path / "model" / "model.safetensors")
+    assert {t.dtype for t in saved.values()} == {torch.float32}  # trained (and saved) in fp32, not the bf16 it loaded in
+    trained, _ = load_model(ModelConfig(source=str(tmp_path)))
+    base, _ = load_model(cfg.model)
+    assert any(not torch.equal(a.float(), b.float()) for a, b in zip(trained.parameters(), base.parameters()))
