@@ -156,8 +156,9 @@ class AdaptResult:
 
 
 def set_checkpointing(model: Any, on: bool) -> None:
-    """Activation checkpointing on the base model (renamed from 'gradient_checkpointing' in transformers 5.2x)."""
-    base = model.get_base_model()
+    """Activation checkpointing on the base model (renamed from 'gradient_checkpointing' in transformers 5.2x).
+    `model`: a peft wrapper, or a plain transformers model (full fine-tuning)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
     new_api = hasattr(base, "activation_checkpointing_enable")
     if on:
         # Non-reentrant: works with a frozen base and needs no input-embedding grad hooks.

@@ -164,8 +164,7 @@ def pretrain(cfg: RunConfig, corpora: Sequence[str | Path], out: str | Path, con
         _truncate_log(out / LOG, step)  # steps after the last checkpoint are run again: their lines go
     device = model_device(model)
     pad = pad_id(tokenizer)
-    if not cfg.pretrain.full_model:  # ttt.train's switch expects the peft wrapper
-        set_checkpointing(model, cfg.train.gradient_checkpointing)
+    set_checkpointing(model, cfg.train.gradient_checkpointing)
     log = open(out / LOG, "a") if ranks.lead else None
     end_step = cfg.train.steps if stop_after is None else min(cfg.train.steps, step + stop_after)
     save = lambda: _save_checkpoint(out, step, params, runner, history, evals, tokens_total, train_s, cfg, fingerprint, ranks)  # noqa: E731

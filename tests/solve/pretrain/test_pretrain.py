@@ -110,15 +110,21 @@ def test_resuming_on_another_corpus_is_refused(tmp_path, corpus):
         pretrain(cfg, [other], tmp_path / "run", quiet(), progress=False)
 
 
-def test_full_model_pretraining_keeps_fp32_master_weights_and_writes_a_loadable_model(tmp_path, corpus):
+def test_full_model_pretraining_keeps_fp32_master_weights_and_writes_a_loadable_model(tmp_path, corpus, monkeypatch):
+    import solve.pretrain.recipe as recipe
+
+    switched = []
+    real = recipe.set_checkpointing
+    monkeypatch.setattr(recipe, "set_checkpointing", lambda m, on: switched.append((type(m).__name__, on)) or real(m, on))
     from ttt.config import ModelConfig
     from ttt.models import load_model
 
-    cfg = load_config(None, FAST + ["pretrain.full_model=true", "model.dtype=bfloat16", "train.steps=2"])
+    cfg = load_config(None, FAST + ["pretrain.full_model=true", "model.dtype=bfloat16", "train.steps=2", "train.gradient_checkpointing=true"])
     report = pretrain(cfg, [corpus], tmp_path, quiet(), progress=False)
     assert report["done"] and np.isfinite(report["loss_last"])
     saved = load_file(tmp_path / "model" / "model.safetensors")
     assert {t.dtype for t in saved.values()} == {torch.float32}  # trained (and saved) in fp32, not the bf16 it loaded in
+    assert switched == [(switched[0][0], True)] and "Peft" not in switched[0][0]  # checkpointing on the plain model
     trained, _ = load_model(ModelConfig(source=str(tmp_path)))
     base, _ = load_model(cfg.model)
     assert any(not torch.equal(a.float(), b.float()) for a, b in zip(trained.parameters(), base.parameters()))
