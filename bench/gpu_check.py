@@ -5,7 +5,9 @@ Random-weight models of real shapes (Qwen2.5 0.5B, 1.5B, 7B: the weights do not 
 - sampling: tokens/s of transformers' `generate` with the adapter unmerged against the batched
   decoder (`ttt.decode`) unmerged and merged, the same prompts (8 prompts x 4 samples);
 - grid search: forwards/s of the threshold search (`ttt.grid_search`) with a full frontier;
-- per_gpu: tasks/hour of 2 workers against 1 on the one device (`bench/placement_bench.py`).
+- per_gpu: tasks/hour of 2 workers against 1 on the one device (`bench/placement_bench.py`);
+- pretrain: `arc-ttt pretrain` a few steps on the device: the LoRA prior in one process and under
+  deepspeed (1 rank), the full model with fp32 master weights.
 
     bash bench/gpu_check.sh                 # on a GPU machine: writes docs/gpu_check.md
     bash bench/gpu_check.sh --dry           # CPU, the tiny model, seconds (CI runs this so it never rots)
@@ -138,7 +140,49 @@ def per_gpu_rows(model: str, tasks: int, dry: bool) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
 
 
-def table(ttt_rows: list[dict], samp: list[dict], per_gpu: list[dict], device: str, seconds: float) -> str:
+def pretrain_rows(model: str, dry: bool) -> list[dict[str, Any]]:
+    """`arc-ttt pretrain` on this machine's first device, a few steps each (issue 15: it runs on a GPU):
+    the LoRA prior in one process and under deepspeed (1 rank, ZeRO-2), and the full model (fp32 master
+    weights, bf16 compute), all with activation checkpointing. Tokens/s and peak GPU memory from pretrain.json."""
+    import json
+    import shutil
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="gpu-check-pretrain-"))
+    env = dict(os.environ)
+    if not dry:
+        env["CUDA_VISIBLE_DEVICES"] = env.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]
+    arc = [sys.executable, "-m", "solve.cli.app"]
+    rows: list[dict[str, Any]] = []
+    try:
+        synth = subprocess.run(arc + ["synth", "--n", "300", "--seed", "0", "--out", str(work / "corpus"), "--no-progress"],
+                               capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+        if synth.returncode != 0:
+            return [{"name": "synth", "error": (synth.stderr or synth.stdout)[-300:]}]
+        base = ["--set", f"model.source=random:{model}", "--set", f"train.steps={2 if dry else 6}", "--set", "train.warmup_steps=1",
+                "--set", "pretrain.real_datasets=[]", "--set", "pretrain.heldout_tasks=2", "--set", "pretrain.eval_programs=1",
+                "--set", "solve.program_max_new_tokens=16", "--set", "train.gradient_checkpointing=true",
+                "--set", "pretrain.checkpoint_every=100", "--set", "sandbox.workers=1"]
+        ways = {"LoRA, one process": [], "LoRA, deepspeed 1 rank (ZeRO-2)": ["--set", "placement.mode=deepspeed", "--set", "placement.ranks=1"],
+                "full model, fp32 master": ["--set", "pretrain.full_model=true"]}
+        for name, extra in ways.items():
+            out = work / f"prior-{len(rows)}"
+            start = time.perf_counter()
+            done = subprocess.run(arc + ["pretrain", "--config", str(ROOT / "configs" / "pretrain-cpu.yaml"), "--corpus", str(work / "corpus"),
+                                         "--out", str(out), "--no-progress", *base, *extra],
+                                  capture_output=True, text=True, cwd=ROOT, timeout=600, env=env)
+            if done.returncode != 0 or not (out / "pretrain.json").is_file():
+                rows.append({"name": name, "error": (done.stderr or done.stdout)[-300:]})
+                continue
+            report = json.loads((out / "pretrain.json").read_text())
+            rows.append({"name": name, "steps": report["steps"], "tokens_per_s": report["tokens_per_s"],
+                         "loss_first": report["loss_first"], "loss_last": report["loss_last"], "seconds": time.perf_counter() - start})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
+def table(ttt_rows: list[dict], samp: list[dict], per_gpu: list[dict], device: str, seconds: float, pretrain: list[dict]) -> str:
     lines = [f"# GPU check: {device}", "", f"`bash bench/gpu_check.sh`, {seconds:.0f} s. Random-weight models of real shapes.", "",
              "| model | TTT seq | TTT tokens/s | s/step | MFU | peak GiB | sampling generate unmerged tok/s | batched unmerged | batched merged | speedup | search forwards/s (32 rows) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -157,6 +201,13 @@ def table(ttt_rows: list[dict], samp: list[dict], per_gpu: list[dict], device: s
         else:
             mem = ", ".join(f"{k} {v:,.0f}" for k, v in r.items() if k.startswith("peak_")) or "-"
             lines.append(f"| {r['mode']} x{r['workers']} ({r.get('ok', 0)}/{r.get('tasks', 0)} ok) | {r.get('tasks_per_hour', 0):,.0f} | {mem} |")
+    lines += ["", "| `arc-ttt pretrain`, a few steps | tokens/s | loss first -> last | wall s |", "|---|---|---|---|"]
+    for r in pretrain:
+        if "error" in r:
+            lines.append(f"| {r['name']}: failed: {r['error']!r} | - | - | - |")
+        else:
+            lines.append(f"| {r['name']} ({r['steps']} steps) | {r['tokens_per_s']:,.0f} | {r['loss_first']:.3f} -> {r['loss_last']:.3f} | "
+                         f"{r['seconds']:.0f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -185,8 +236,10 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.empty_cache()  # the next shape (7B) needs the memory this one held
     per_gpu = per_gpu_rows("tiny" if args.dry else "qwen2.5-0.5b", tasks, args.dry)
+    print("gpu_check: pretrain ...", file=sys.stderr, flush=True)
+    pretrain = pretrain_rows("tiny" if args.dry else "qwen2.5-0.5b", args.dry)
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else "CPU (dry run: checks the script, not a measurement)"
-    text = table(ttt_rows, samp, per_gpu, name, time.perf_counter() - start)
+    text = table(ttt_rows, samp, per_gpu, name, time.perf_counter() - start, pretrain)
     print(text)
     out = args.out or (None if args.dry else str(ROOT / "docs" / "gpu_check.md"))
     if out:

@@ -20,3 +20,5 @@ def test_gpu_check_dry_run_writes_its_table(tmp_path):
     assert "| tiny | 64 |" in table  # TTT + sampling + search row of the one dry model
     rows = [line for line in table.splitlines() if line.startswith("| per_gpu x")]
     assert len(rows) == 2 and all("failed" not in r and "(2/2 ok)" in r for r in rows), table
+    pretrain = [line for line in table.splitlines() if "steps) |" in line]
+    assert len(pretrain) == 3 and not any("failed" in r for r in pretrain), table  # LoRA, deepspeed LoRA, full model
