@@ -8,7 +8,7 @@ PIP := $(PY) -m pip install -q --disable-pip-version-check
 TORCH ?= torch==2.13.0
 DEMO_OUT ?= runs/demo
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup demo test test-fast lint bench clean gpu-check-wheelhouse gpu-check-rehearse
 
 setup: $(VENV)/.installed
 
@@ -39,5 +39,21 @@ lint: setup
 bench: setup
 	$(VENV)/bin/arc-ttt bench
 
+# The GPU check (docs/gpu_check.md). The wheelhouse: what the device image lacks, and the random models' tokenizer,
+# in .gpu_check/ (git-ignored; the device call carries it). After `make setup`: no dependency on it, so that a test
+# running this target never reinstalls the venv it runs in.
+gpu-check-wheelhouse:
+	$(PY) bench/gpu_check_wheelhouse.py
+
+# The rehearsal, on the CPU: a fresh venv of only what the device image holds (bench/gpu_check_image.txt), then the very
+# command the device runs, dry. tests/bench/test_gpu_check.py runs it in CI.
+GPU_CHECK_VENV ?= .venv-gpu-check
+GPU_CHECK_OUT ?= runs/gpu-check-dry
+gpu-check-rehearse: gpu-check-wheelhouse
+	rm -rf $(GPU_CHECK_VENV)
+	python3 -m venv $(GPU_CHECK_VENV)
+	$(GPU_CHECK_VENV)/bin/python -m pip install -q --disable-pip-version-check -r bench/gpu_check_image.txt
+	PYTHON=$(GPU_CHECK_VENV)/bin/python bash bench/gpu_check.sh --dry --out-dir $(GPU_CHECK_OUT)
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .hypothesis
+	rm -rf $(VENV) $(GPU_CHECK_VENV) .gpu_check runs .pytest_cache .hypothesis

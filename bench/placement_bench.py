@@ -30,14 +30,14 @@ def _run_cmd(mode: str, workers: int, args, out: Path) -> list[str]:
         sets.append(f"placement.workers={workers}")
     common = ["--config", args.config, *[x for kv in sets for x in ("--set", kv)], "--out", str(out),
               "--dataset", args.dataset, "--demo-tasks", str(args.tasks), "--no-progress"]
-    bin_dir = Path(sys.executable).parent
     if mode == "deepspeed":
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        return [str(bin_dir / "deepspeed"), "--num_gpus", str(workers), "--master_port", str(port), "--no_local_rank",
-                "--module", "solve.placement.ds_rank", *common]
-    return [str(bin_dir / "arc-ttt"), "run", *common]
+        return [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", str(workers), "--master_port", str(port),
+                "--no_local_rank", "--module", "solve.placement.ds_rank", *common]
+    # `python -m`, not the console scripts: the GPU check runs from a bare image with the tree on PYTHONPATH
+    return [sys.executable, "-m", "solve.cli.app", "run", *common]
 
 
 def _peaks(records: list[dict]) -> dict[str, float]:

@@ -6,6 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# Defaults of the batched decoder's memory budgets (`solve.decode_kv_tokens`, `solve.prefill_tokens`).
+KV_TOKENS = 2**18  # KV-cache tokens decoded together: 32 rows of 8k (Qwen2.5-7B in bf16: 57 kB a token, 15 GB)
+PREFILL_TOKENS = 2**14  # tokens per prefill forward (rows x positions): longer prefills run in pieces
+
 # Every linear projection of a Llama/Qwen/Mistral-style block: attention and MLP.
 ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 

@@ -22,7 +22,9 @@ from typing import Any, Protocol, Sequence
 
 import torch
 
+from ttt.config import KV_TOKENS, PREFILL_TOKENS
 from ttt.decode_speed import grow_in_place, small_rows_linears
+from ttt.memory import rows_for_kv
 from ttt.nll import autocast_for, cache_kwargs, model_device, output_cache
 
 
@@ -134,14 +136,21 @@ def forward_block(model: Any, ids: torch.Tensor, mask: torch.Tensor, positions: 
     return out.logits.float(), output_cache(out)
 
 
-def prefill(model: Any, prompts: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor, Any]:
-    """Left-padded forward of `prompts`: (last-position logits (P, V), attention mask (P, L), KV cache)."""
+def prefill(model: Any, prompts: Sequence[Sequence[int]], pad: int, max_tokens: int | None = None) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """Left-padded forward of `prompts`: (last-position logits (P, V), attention mask (P, L), KV cache).
+    `max_tokens`: the forward runs in pieces of at most that many tokens (P x positions), each after
+    the cache of the ones before: activations are a piece's, not the whole prefill's (8 views of an 8k
+    prompt are 64k token-activations at once)."""
     device = model_device(model)
     width = max(len(p) for p in prompts)
     ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompts], device=device)
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
     positions = (mask.cumsum(-1) - 1).clamp_min(0)
-    logits, cache = forward_step(model, ids, mask, positions, None)
+    step = width if max_tokens is None else max(1, max_tokens // len(prompts))
+    cache = None
+    for a in range(0, width, step):
+        b = min(width, a + step)
+        logits, cache = forward_step(model, ids[:, a:b], mask[:, :b], positions[:, a:b], cache)
     return logits, mask, cache
 
 
@@ -162,6 +171,8 @@ def sample(
     max_time: float | None = None,
     fast_steps: bool = True,
     draft: Sequence[int] = (),
+    kv_tokens: int = KV_TOKENS,
+    prefill_tokens: int = PREFILL_TOKENS,
 ) -> list[list[Decoded]]:
     """`n` continuations per prompt (greedy when `temperature` <= 0: one, repeated). Prompts go in
     groups of about `max_rows // n` (at least one), each group prefilled once and decoded together.
@@ -170,10 +181,16 @@ def sample(
     (CPU) and in-place KV cache; False keeps transformers' own, for comparisons. `draft`: tokens every
     continuation is expected to start with (a program's opening lines), checked in one forward per
     prompt instead of one step per token, accepted or not as in speculative sampling (`accept_draft`):
-    the continuations are distributed exactly as without it."""
+    the continuations are distributed exactly as without it.
+
+    Memory: rows per decode step are also capped by `kv_tokens` KV-cache tokens (rows x (longest prompt +
+    `max_new_tokens`)) and, on CUDA, by free memory (`ttt.memory.rows_for_kv`); prefills run in pieces
+    of `prefill_tokens`. A group that runs out of device memory anyway is decoded again with half the rows
+    (a prompt's `n` sequences then in several groups, each with its own prefill)."""
     greedy = temperature <= 0
     per_prompt = 1 if greedy else n
-    group = max(1, max_rows // per_prompt)
+    longest = max((len(p) for p in prompts), default=0)
+    rows = rows_for_kv(model, longest + max_new_tokens, max_rows, kv_tokens)
     gen = torch.Generator(device=model_device(model)).manual_seed(seed)
     texts = TokenText(tokenizer)
     deadline = None if max_time is None else time.monotonic() + max_time
@@ -181,30 +198,56 @@ def sample(
     model.eval()
     try:
         with small_rows_linears(model) if fast_steps else contextlib.nullcontext():
-            out = _decode_groups(model, prompts, group, per_prompt, max_new_tokens, temperature, top_p, gen, set(end_ids), pad,
-                                 stop, texts, deadline, fast_steps, draft)
+            out = _decode_groups(model, prompts, rows, per_prompt, max_new_tokens, temperature, top_p, gen, set(end_ids), pad,
+                                 stop, texts, deadline, fast_steps, draft, prefill_tokens)
     finally:
         model.train(was_training)
     return [r * n if greedy else r for r in out]
 
 
-def _decode_groups(model, prompts, group, per_prompt, max_new_tokens, temperature, top_p, gen, end_ids, pad, stop, texts,
-                   deadline, fast_steps, draft) -> list[list[Decoded]]:
+def _decode_groups(model, prompts, rows, per_prompt, max_new_tokens, temperature, top_p, gen, end_ids, pad, stop, texts,
+                   deadline, fast_steps, draft, prefill_tokens) -> list[list[Decoded]]:
     out: list[list[Decoded]] = []
-    for i in range(0, len(prompts), group):
-        chunk = prompts[i : i + group]
+    i = 0
+    while i < len(prompts):
+        chunk = prompts[i : i + max(1, rows // per_prompt)]
         if deadline is not None and time.monotonic() >= deadline:
             out += [[Decoded([], 0.0, "time")] * per_prompt for _ in chunk]
+            i += len(chunk)
             continue
-        rows = _decode_group(model, chunk, per_prompt, max_new_tokens, temperature, top_p, gen, end_ids, pad, stop, texts,
-                             deadline, fast_steps, draft)
-        out += [rows[k * per_prompt : (k + 1) * per_prompt] for k in range(len(chunk))]
+        try:
+            got: list[Decoded] = []
+            for take in _pieces(per_prompt, rows):  # more sequences than rows: the prompt's in several groups
+                got += _decode_group(model, chunk, take, max_new_tokens, temperature, top_p, gen, end_ids, pad, stop, texts,
+                                     deadline, fast_steps, draft, prefill_tokens)
+        except torch.OutOfMemoryError:
+            if rows == 1:
+                raise
+            got = []
+            rows //= 2
+            _free(model)
+            continue
+        out += [got[k * per_prompt : (k + 1) * per_prompt] for k in range(len(chunk))]
+        i += len(chunk)
     return out
 
 
+def _pieces(n: int, rows: int) -> list[int]:
+    """`n` sequences in groups of at most `rows`."""
+    return [min(rows, n - a) for a in range(0, n, rows)] if n > rows else [n]
+
+
+def _free(model: Any) -> None:
+    import gc
+
+    gc.collect()
+    if model_device(model).type == "cuda":
+        torch.cuda.empty_cache()
+
+
 def _decode_group(model, prompts, per_prompt, max_new_tokens, temperature, top_p, gen, end_ids, pad, stop, texts,
-                  deadline, fast_steps, draft) -> list[Decoded]:
-    logits, mask, cache = prefill(model, prompts, pad)
+                  deadline, fast_steps, draft, prefill_tokens=None) -> list[Decoded]:
+    logits, mask, cache = prefill(model, prompts, pad, prefill_tokens)
     draft = list(draft)[: max(0, max_new_tokens - 1)]
     if draft:  # the expected opening, one forward for every prompt: the distribution before each of its tokens
         k = len(draft)
@@ -212,20 +255,23 @@ def _decode_group(model, prompts, per_prompt, max_new_tokens, temperature, top_p
         mask = torch.cat([mask, mask.new_ones((len(prompts), k))], dim=1)
         block, cache = forward_block(model, torch.tensor([draft] * len(prompts), device=mask.device), mask, positions, cache)
         logits = torch.cat([logits[:, None], block], dim=1)  # (P, k + 1, V)
+        # accepted per prompt's distribution once, for its per_prompt rows (the nucleus sorts the vocabulary)
+        pending, pending_logp = accept_draft(logits, draft, temperature, top_p, gen, per_prompt)
+        del logits, block
     if per_prompt > 1:  # the prompt's cache, shared: each of its sequences continues from a copy
         cache.batch_repeat_interleave(per_prompt)
-        logits = logits.repeat_interleave(per_prompt, dim=0)
         mask = mask.repeat_interleave(per_prompt, dim=0)
+        if not draft:
+            logits = logits.repeat_interleave(per_prompt, dim=0)
     if fast_steps:
         grow_in_place(cache, max_new_tokens)
-    n_rows = logits.shape[0]
+    n_rows = mask.shape[0]
     live = list(range(n_rows))  # row -> output index, for the rows still in the batch
     ids: list[list[int]] = [[] for _ in range(n_rows)]
     text = [""] * n_rows
     logp = [0.0] * n_rows
     stops = ["length"] * n_rows
     if draft:
-        pending, pending_logp = accept_draft(logits, draft, temperature, top_p, gen)
         for r, toks in enumerate(pending):  # the draft slots a row rejected stay in the cache, masked out
             mask[r, mask.shape[1] - len(draft) + len(toks) - 1 :] = 0
     else:
@@ -282,37 +328,38 @@ def nucleus_probs(logits: torch.Tensor, temperature: float, top_p: float) -> tor
 
 
 def accept_draft(
-    logits: torch.Tensor, draft: Sequence[int], temperature: float, top_p: float, gen: torch.Generator
+    logits: torch.Tensor, draft: Sequence[int], temperature: float, top_p: float, gen: torch.Generator, repeats: int = 1
 ) -> tuple[list[list[int]], list[list[float]]]:
     """Speculative sampling with a fixed draft (Leviathan et al. 2023, with a draft model that always
-    proposes `draft`). `logits` (R, k + 1, V): the distribution before each of the k draft tokens and
-    after the last. Per row: draft token i is accepted with probability q_i(d_i); at the first
-    rejection the token is drawn from q_i without d_i, renormalised; when all are accepted, one more is
-    drawn from q_k. The tokens come out distributed exactly as sampling them one by one (greedy: the
-    draft is kept while it is the argmax). Returns per row the tokens (accepted draft + one) and their
-    log-probabilities at temperature 1."""
-    rows, k = logits.shape[0], len(draft)
+    proposes `draft`). `logits` (P, k + 1, V): the distribution before each of the k draft tokens and
+    after the last, for `repeats` rows each (rows p * repeats ... (p + 1) * repeats - 1: the sequences of
+    one prompt share it, so its nucleus is found once). Per row: draft token i is accepted with
+    probability q_i(d_i); at the first rejection the token is drawn from q_i without d_i, renormalised;
+    when all are accepted, one more is drawn from q_k. The tokens come out distributed exactly as
+    sampling them one by one (greedy: the draft is kept while it is the argmax). Returns per row the
+    tokens (accepted draft + one) and their log-probabilities at temperature 1."""
+    prompts, k = logits.shape[0], len(draft)
+    rows = prompts * repeats
     d = torch.tensor(list(draft), device=logits.device)
     if temperature <= 0:
-        best = logits.argmax(-1)  # (R, k + 1)
+        best = logits.argmax(-1).repeat_interleave(repeats, 0)  # (R, k + 1)
         accepted = best[:, :k] == d
         pick = best
     else:
-        q = nucleus_probs(logits.reshape(rows * (k + 1), -1), temperature, top_p).reshape(rows, k + 1, -1)
-        q_d = q[:, :k].gather(2, d.expand(rows, k)[:, :, None]).squeeze(2)
+        q = nucleus_probs(logits.reshape(prompts * (k + 1), -1), temperature, top_p).reshape(prompts, k + 1, -1)
+        q_d = q[:, :k].gather(2, d.expand(prompts, k)[:, :, None]).squeeze(2).repeat_interleave(repeats, 0)
         accepted = torch.rand(rows, k, generator=gen, device=logits.device) < q_d
-        residual = q.clone()
-        residual[:, :k].scatter_(2, d.expand(rows, k)[:, :, None], 0.0)  # q_i without d_i (renormalised by multinomial)
-        residual[:, k] = q[:, k]
+        residual = q
+        residual[:, :k].scatter_(2, d.expand(prompts, k)[:, :, None], 0.0)  # q_i without d_i (renormalised by multinomial)
         residual[residual.sum(-1) <= 0] = 1.0  # a position where d_i had all the mass is never rejected: any row will do
-        pick = torch.multinomial(residual.reshape(rows * (k + 1), -1), 1, generator=gen).reshape(rows, k + 1)
+        draws = torch.multinomial(residual.reshape(prompts * (k + 1), -1), repeats, replacement=True, generator=gen)
+        pick = draws.reshape(prompts, k + 1, repeats).permute(0, 2, 1).reshape(rows, k + 1)
+        del q, residual
     n_ok = torch.where(accepted.all(1), k, (~accepted).int().argmax(1))  # accepted draft tokens per row
     logprobs = logits.log_softmax(-1)
     tokens, lps = [], []
     for r, a in enumerate(n_ok.tolist()):
         toks = list(draft[:a]) + [int(pick[r, a])]
         tokens.append(toks)
-        lps.append(logprobs[r, torch.arange(a + 1), torch.tensor(toks)].tolist())
+        lps.append(logprobs[r // repeats, torch.arange(a + 1), torch.tensor(toks)].tolist())
     return tokens, lps
-
-

@@ -54,18 +54,21 @@ def small_rows_linears(model: Any) -> Iterator[int]:
 
 
 class _RoomyLayer(DynamicLayer):
-    """A `DynamicLayer` whose keys and values are views of a buffer with `spare` free positions: an
-    update writes into the buffer instead of concatenating. Everything else (batch selection, repeat,
-    crop) is the parent's, which assigns plain tensors: the next update moves them into a new buffer."""
+    """A `DynamicLayer` whose keys and values are views of a buffer with room for the tokens still to
+    come (`left`, counted down by each update): an update writes into the buffer instead of
+    concatenating. When rows leave the batch the kept rows move into a new buffer sized for them and the
+    old one is dropped at once (the parent's selection would keep both, plus the copy a later update makes).
+    Everything else (repeat, crop) is the parent's, which assigns plain tensors: the next update moves
+    them into a new buffer."""
 
-    spare: int = 0
+    left: int = 0
 
     def _room(self, current: torch.Tensor, buf: torch.Tensor | None, extra: int) -> torch.Tensor:
         n = current.shape[-2]
         if (buf is not None and current.data_ptr() == buf.data_ptr() and current.shape[:-2] == buf.shape[:-2]
                 and current.stride() == buf.stride() and n + extra <= buf.shape[-2]):
             return buf
-        fresh = current.new_empty((*current.shape[:-2], n + extra + self.spare, current.shape[-1]))
+        fresh = current.new_empty((*current.shape[:-2], n + max(extra, self.left), current.shape[-1]))
         fresh[..., :n, :] = current
         return fresh
 
@@ -78,16 +81,33 @@ class _RoomyLayer(DynamicLayer):
         self._kbuf[..., n : n + t, :] = key_states
         self._vbuf[..., n : n + t, :] = value_states
         self.keys, self.values = self._kbuf[..., : n + t, :], self._vbuf[..., : n + t, :]
+        self.left = max(0, self.left - t)
         return self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if not self.is_initialized or getattr(self, "_kbuf", None) is None or self.keys.data_ptr() != self._kbuf.data_ptr():
+            return super().batch_select_indices(indices)
+        n, keep = self.keys.shape[-2], indices.tolist()
+        for name in ("k", "v"):
+            current = self.keys if name == "k" else self.values
+            fresh = current.new_empty((len(keep), *current.shape[1:-2], n + self.left, current.shape[-1]))
+            for row, old in enumerate(keep):  # row by row: no temporary of the selection besides the new buffer
+                fresh[row, ..., :n, :] = current[old]
+            setattr(self, f"_{name}buf", fresh)
+            del current
+            if name == "k":
+                self.keys = fresh[..., :n, :]
+            else:
+                self.values = fresh[..., :n, :]
 
 
 def grow_in_place(cache: Any, spare: int) -> int:
-    """Give every plain `DynamicLayer` of `cache` room for `spare` more positions (sliding-window and
-    static layers are left alone). Returns how many layers were changed."""
+    """Give every plain `DynamicLayer` of `cache` room for `spare` more positions, the most it will get
+    (sliding-window and static layers are left alone). Returns how many layers were changed."""
     changed = 0
     for layer in getattr(cache, "layers", ()):
         if type(layer) in (DynamicLayer, _RoomyLayer):
             layer.__class__ = _RoomyLayer
-            layer.spare = spare
+            layer.left = spare
             changed += 1
     return changed

@@ -138,17 +138,19 @@ def search_grids(
     max_rows: int = 64,
     max_candidates: int = 16,
     max_time: float | None = None,
+    prefill_tokens: int | None = None,
 ) -> SearchResult:
     """Every grid of probability >= `min_prob` after `prompt` (and the greedy one), most likely first,
     at most `max_candidates`. `max_rows` caps live prefixes (the most likely kept; `complete` False if
-    any were cut); `max_tokens` caps a grid's tokens, end included."""
+    any were cut); `max_tokens` caps a grid's tokens, end included; `prefill_tokens`: the prompt's
+    forward in pieces of that many tokens (`ttt.decode.prefill`)."""
     floor = math.log(min_prob)
     deadline = None if max_time is None else time.monotonic() + max_time
     was_training = model.training
     model.eval()
     try:
         with small_rows_linears(model):  # a step decodes <= max_rows rows: few-row matmuls (ttt.decode_speed)
-            logits, mask, cache = prefill(model, [list(prompt)], pad)
+            logits, mask, cache = prefill(model, [list(prompt)], pad, prefill_tokens)
             vocab = torch.tensor(grammar.vocab, device=logits.device)
             paths = [_Path([], START, 0, 0.0, True)]
             found: list[FoundGrid] = []

@@ -1,8 +1,9 @@
 """Per-token negative log-likelihood of answer tokens: the one loss used by training and scoring.
 
 Rows are right-padded (causal attention never looks at the padding after a row's end) and the LM
-head runs only at positions that predict an answer token (`logits_to_keep`): with a 49k vocabulary
-the head is a quarter of SmolLM2's compute per token, and answers are a small part of a prompt.
+head runs only at the positions that predict an answer token, in chunks: with a 49k vocabulary the
+head is a quarter of SmolLM2's compute per token, answers are a small part of a prompt, and at Qwen's
+152k vocabulary whole-batch fp32 logits would be gigabytes (`head_nll`).
 """
 
 from __future__ import annotations
@@ -51,16 +52,68 @@ def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def answer_token_nll(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """(nll, mask), both (B, K): NLL of each answer token, at the K positions any row needs."""
-    wanted = (batch.labels[:, 1:] != IGNORE).any(dim=0)
-    positions = wanted.nonzero().squeeze(1)  # position t predicts token t+1
-    with autocast_for(batch.input_ids.device):
-        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, logits_to_keep=positions, use_cache=False)
-    targets = batch.labels[:, positions + 1]
+# Logits per LM-head chunk of the loss (32 MB in fp32): the loss's transient memory is a few chunks, whatever the
+# answer tokens x vocabulary (one 8k-token micro-batch of answers x Qwen's 152k vocabulary in fp32 is 5 GB).
+LOSS_CHUNK_LOGITS = 2**23
+
+
+def answer_token_nll(model: Any, batch: Batch, chunk_logits: int = LOSS_CHUNK_LOGITS) -> tuple[torch.Tensor, torch.Tensor]:
+    """(nll, mask), both (B, L - 1): NLL of the token each position predicts, 0 where it carries no loss.
+
+    The LM head runs at labelled positions only (not at every row's copy of the union of positions), in
+    chunks of `chunk_logits` logits; while training each chunk is recomputed in backward instead of kept,
+    so neither pass holds more than a chunk of vocabulary-wide floats. Under ZeRO-3 the head runs once
+    (every head call all-gathers its weight: ranks must make as many calls, whatever their answer counts)."""
+    targets = batch.labels[:, 1:]
     mask = targets != IGNORE
-    nll = F.cross_entropy(out.logits.float().transpose(1, 2), targets.clamp_min(0), reduction="none")
-    return nll * mask, mask
+    rows, cols = mask.nonzero(as_tuple=True)  # position t predicts token t + 1
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    captured: list[torch.Tensor] = []
+    hook = base.get_decoder().register_forward_hook(lambda _m, _a, out: captured.append(_last_hidden(out)))
+    none = torch.zeros(0, dtype=torch.long, device=batch.input_ids.device)
+    try:
+        with autocast_for(batch.input_ids.device):
+            model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, logits_to_keep=none, use_cache=False)
+            picked = captured[-1][rows, cols]  # (N, H)
+            flat = head_nll(base, picked, targets[rows, cols], chunk_logits)
+    finally:
+        hook.remove()
+    nll = torch.zeros(mask.shape, dtype=flat.dtype, device=flat.device).index_put((rows, cols), flat)
+    return nll, mask
+
+
+def _last_hidden(out: Any) -> torch.Tensor:
+    return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+
+
+def head_nll(base: Any, hidden: torch.Tensor, targets: torch.Tensor, chunk_logits: int = LOSS_CHUNK_LOGITS) -> torch.Tensor:
+    """NLL of `targets` (N,) under the LM head of `base` (a transformers causal LM) applied to `hidden` (N, H),
+    computed `chunk_logits // vocabulary` rows at a time (fp32 log-softmax, as transformers' loss)."""
+    from torch.utils.checkpoint import checkpoint
+
+    head = base.get_output_embeddings()
+    cap = getattr(base.config, "final_logit_softcapping", None)
+    vocab = head.weight.shape[0] if head.weight.numel() else getattr(base.config, "vocab_size", 1)
+    if _partitioned(head):
+        return _chunk_nll(head, hidden, targets, cap)
+    step = max(1, chunk_logits // vocab)
+    recompute = torch.is_grad_enabled() and hidden.requires_grad and step < hidden.shape[0]
+    parts = []
+    for i in range(0, hidden.shape[0], step):
+        h, t = hidden[i : i + step], targets[i : i + step]
+        parts.append(checkpoint(_chunk_nll, head, h, t, cap, use_reentrant=False) if recompute else _chunk_nll(head, h, t, cap))
+    return torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)
+
+
+def _chunk_nll(head: Any, hidden: torch.Tensor, targets: torch.Tensor, cap: float | None) -> torch.Tensor:
+    logits = head(hidden).float()
+    if cap:  # Gemma 2-style soft-capping, as the model's own forward applies it
+        logits = torch.tanh(logits / cap) * cap
+    return F.cross_entropy(logits, targets, reduction="none")
+
+
+def _partitioned(module: Any) -> bool:
+    return any(hasattr(p, "ds_id") for p in module.parameters())
 
 
 def cache_kwargs(model: Any, cache: Any) -> dict[str, Any]:

@@ -5,7 +5,8 @@ A task is shown as demonstration pairs, each an `in` line + grid text and an `ou
   - "grid": the query's output grid text (transduction);
   - "program": a ```python block defining `transform(grid)` (induction); the prompt then shows the
     pairs and, optionally, the test inputs. A revision prompt (test-time search) is a program prompt
-    that also shows earlier programs and how each did on every pair (`fit_revision_prompt`).
+    that also shows earlier programs and how each did on every pair, without the test inputs
+    (`fit_revision_prompt`; it drops the pairs the programs get right first).
 With a chat template the instruction is the system message (replacing any long default system
 prompt), the task is the user message and the answer the assistant message; the answer ends with the
 template's end-of-turn text (e.g. `<|im_end|>`). Without a chat template the prompt is plain text
@@ -284,6 +285,7 @@ def encode_samples(tokenizer: Any, samples: Sequence[Sample], max_seq_len: int) 
 
 REVISE_NOTE = "The program above is wrong on some pairs. Write a corrected program."
 CROSSOVER_NOTE = "Each program above is right on some pairs. Write one program that is right on every pair."
+RIGHT_CELL = "."  # a cell the program got right, in the grid a wrong program is shown with
 
 
 @dataclass(frozen=True)
@@ -297,49 +299,67 @@ class Attempted:
 
 
 def outcome_text(output: np.ndarray | None, error: str | None, expected: np.ndarray) -> str:
-    """How a program did on one pair: 'right', its error, or what it returned beside what was expected
-    (with how many cells differ, or the shapes when they differ)."""
+    """How a program did on one pair: 'right', its error, or what it returned. The expected grid is the
+    pair's own `out` above, so it is not repeated: a grid of the right shape is shown with the cells it got
+    right as RIGHT_CELL (where it differs, and what it wrote there); one of another shape is shown whole."""
     if output is None:
         return f"error {error or 'no output'}"
     if np.array_equal(output, expected):
         return "right"
-    if output.shape == expected.shape:
-        how = f"{int(np.sum(output != expected))} of {expected.size} cells differ"
-    else:
-        how = f"shape {output.shape[0]}x{output.shape[1]}, expected {expected.shape[0]}x{expected.shape[1]}"
-    return f"wrong ({how})\nexpected\n{grid_to_text(expected)}\ngot\n{grid_to_text(output)}"
+    if output.shape != expected.shape:
+        h, w = expected.shape
+        return f"wrong (shape {output.shape[0]}x{output.shape[1]}, expected {h}x{w})\ngot\n{grid_to_text(output)}"
+    rows = ("".join(RIGHT_CELL if ok else str(int(v)) for v, ok in zip(row, same)) for row, same in zip(output, output == expected))
+    differ = int(np.sum(output != expected))
+    return f"wrong ({differ} of {expected.size} cells differ)\ngot, {RIGHT_CELL} where right\n" + "\n".join(
+        [f"{expected.shape[0]}x{expected.shape[1]}", *rows]
+    )
 
 
-def revision_text(context: Sequence[Pair], test_inputs: Sequence[np.ndarray], attempts: Sequence[Attempted], first: int = 0) -> str:
-    """The user message of a revision prompt: the task as a program prompt shows it, then each program
-    with its outcome on every shown pair (pairs numbered from 1 as shown; `first`: how many of the
-    attempts' leading pairs were dropped to fit), then what to write: a revision of one program, or
-    with two a program that joins what each gets right."""
-    parts = [task_text(context, None, test_inputs)]
+def _right(a: Attempted, i: int, pair: Pair) -> bool:
+    return a.outputs[i] is not None and np.array_equal(a.outputs[i], pair.output)
+
+
+def revision_text(context: Sequence[Pair], attempts: Sequence[Attempted], shown: Sequence[int] | None = None) -> str:
+    """The user message of a revision prompt: the pairs (`shown`: indices into `context`, in order; all by
+    default) as a program prompt shows them, without test inputs, then each program with its outcome on
+    every shown pair (numbered from 1 as shown), then what to write: a revision of one program, or with
+    two a program that joins what each gets right."""
+    shown = list(range(len(context))) if shown is None else list(shown)
+    parts = [task_text([context[i] for i in shown], None)]
     for k, a in enumerate(attempts):
         label = "program" if len(attempts) == 1 else f"program {chr(ord('A') + k)}"
         parts.append(f"{label}\n{program_answer(a.source)}")
-        for i, pair in enumerate(context):
-            parts.append(f"pair {i + 1}: {outcome_text(a.outputs[first + i], a.errors[first + i], pair.output)}")
+        for n, i in enumerate(shown):
+            parts.append(f"pair {n + 1}: {outcome_text(a.outputs[i], a.errors[i], context[i].output)}")
     parts.append(REVISE_NOTE if len(attempts) == 1 else CROSSOVER_NOTE)
     return "\n".join(parts)
+
+
+def revision_shortenings(context: Sequence[Pair], attempts: Sequence[Attempted]) -> list[list[int]]:
+    """The pairs to show, to try in order: all, then dropping pairs every program gets right before pairs
+    one gets wrong (a revision prompt exists to show what is wrong), each kind from the start, down to one."""
+    right = [i for i, p in enumerate(context) if all(_right(a, i, p) for a in attempts)]
+    failing = [i for i in range(len(context)) if i not in right]
+    drop_order = right + failing
+    return [sorted(set(range(len(context))) - set(drop_order[:n])) for n in range(max(1, len(context)))]
 
 
 def fit_revision_prompt(
     tokenizer: Any,
     context: Sequence[Pair],
-    test_inputs: Sequence[np.ndarray],
     attempts: Sequence[Attempted],
     reserve: int = 0,
     max_seq_len: int | None = None,
 ) -> Prompt:
     """A program-writing prompt that shows `attempts` (one: refinement; two: crossover) and their outcomes
-    on `context`, shortened by the one length rule: pairs (and their outcomes) dropped from the start
-    until it + `reserve` answer tokens fit `max_seq_len` (None: no limit)."""
+    on `context` (no test inputs: a revision is judged on the pairs), shortened until it + `reserve`
+    answer tokens fit `max_seq_len` (None: no limit) by dropping pairs, those every program gets right
+    first (`revision_shortenings`)."""
     if any(len(a.outputs) != len(context) or len(a.errors) != len(context) for a in attempts):
         raise ValueError("every attempt needs one output and one error entry per context pair")
-    for start, kept in _shortenings(context):
-        ids = _encode(tokenizer, prompt_text(tokenizer, "program", revision_text(kept, test_inputs, attempts, start)))
+    for shown in revision_shortenings(context, attempts):
+        ids = _encode(tokenizer, prompt_text(tokenizer, "program", revision_text(context, attempts, shown)))
         if max_seq_len is None or len(ids) + reserve <= max_seq_len:
-            return Prompt(ids, len(kept), start > 0, True)
-    return Prompt(ids, len(kept), start > 0, False)
+            return Prompt(ids, len(shown), len(shown) < len(context), True)
+    return Prompt(ids, len(shown), len(shown) < len(context), False)

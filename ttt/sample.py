@@ -27,6 +27,7 @@ import torch
 from augment.gridtext import GridParseError, parse_prefix_grid
 from augment.tasks import MAX_SIDE, Task
 from augment.transforms import Augmentation
+from ttt.config import KV_TOKENS, PREFILL_TOKENS
 from ttt.decode import GridStop, ProgramStop, StopRule
 from ttt.decode import sample as batched_sample
 from ttt.lora import merged_adapter
@@ -75,18 +76,21 @@ class Decoding:
     """How to decode: `sampler` 'batched' (`ttt.decode`) or 'hf' (`model.generate`, in batches of the
     caller's `batch_size`); batched only: `merge` samples with the adapter merged, `rows` caps the
     sequences per decode step, `stop` says when a continuation holds a complete answer, `draft` is
-    text every answer is expected to open with (`ttt.decode.accept_draft`; '' for none)."""
+    text every answer is expected to open with (`ttt.decode.accept_draft`; '' for none), `kv_tokens`
+    and `prefill_tokens` are the decoder's memory budgets (`ttt.decode.sample`)."""
 
     sampler: str = "batched"
     merge: bool = True
     rows: int = 32
     stop: StopRule | None = None
     draft: str = ""
+    kv_tokens: int = KV_TOKENS
+    prefill_tokens: int = PREFILL_TOKENS
 
     @classmethod
     def of(cls, cfg: Any, stop: StopRule | None = None, draft: str = "") -> "Decoding":
         """From a `solve` config section."""
-        return cls(cfg.sampler, cfg.merge_adapter, cfg.decode_rows, stop, draft)
+        return cls(cfg.sampler, cfg.merge_adapter, cfg.decode_rows, stop, draft, cfg.decode_kv_tokens, cfg.prefill_tokens)
 
 
 def generate(
@@ -138,7 +142,8 @@ def generate_scored(
         with merged_adapter(model, decoding.merge):
             draft = tokenizer.encode(decoding.draft, add_special_tokens=False) if decoding.draft else ()
             rows = batched_sample(model, tokenizer, prompts, num_return, max_new_tokens, temperature, top_p, seed,
-                                  end_ids(tokenizer), pad_id(tokenizer), decoding.stop, decoding.rows, max_time, draft=draft)
+                                  end_ids(tokenizer), pad_id(tokenizer), decoding.stop, decoding.rows, max_time, draft=draft,
+                                  kv_tokens=decoding.kv_tokens, prefill_tokens=decoding.prefill_tokens)
         return [[(tokenizer.decode(d.ids, skip_special_tokens=True), d.logprob if d.ids else None) for d in row] for row in rows]
     with seeded(seed):
         texts = _generate(model, tokenizer, prompts, num_return, max_new_tokens, temperature, top_p, batch_size, max_time, ranks)
@@ -317,6 +322,7 @@ def _search_all(model: Any, tokenizer: Any, prompts: Sequence[list[int]], budget
                 max_time: float | None) -> list[list[tuple[str, float | None]]]:
     """`ttt.grid_search` per prompt, the time left shared out evenly among the prompts not yet searched."""
     from ttt.grid_search import GridGrammar, search_grids
+    from ttt.memory import rows_for_kv
 
     grammar = GridGrammar(tokenizer, end_ids(tokenizer))
     end = None if max_time is None else time.monotonic() + max_time
@@ -327,8 +333,9 @@ def _search_all(model: Any, tokenizer: Any, prompts: Sequence[list[int]], budget
             if left is not None and left <= 0:
                 out.append([])
                 continue
+            rows = rows_for_kv(model, len(prompt) + budget, cfg.decode_rows, cfg.decode_kv_tokens)  # live prefixes are rows
             found = search_grids(model, tokenizer, grammar, prompt, pad_id(tokenizer), cfg.dfs_min_prob, budget,
-                                 cfg.decode_rows, cfg.dfs_max_candidates, left)
+                                 rows, cfg.dfs_max_candidates, left, cfg.prefill_tokens)
             out.append([(g.text, g.logprob) for g in found.grids])
     return out
 

@@ -27,25 +27,52 @@ from ttt.prompts import Encoded, encode_samples, pad_id
 MAX_GRAD_NORM = 1.0  # clip: lr 1e-3 on a fresh adapter occasionally spikes on the first steps
 
 
+class StepOutOfMemory(RuntimeError):
+    """A micro-batch of this step ran out of device memory on some rank: no rank took the step."""
+
+
 def train_step(
     model: Any,
     micro_batches: Sequence[Batch],
     backward: Callable[[torch.Tensor], None],
     step: Callable[[], None],
+    agree: Callable[[bool], bool] | None = None,
 ) -> float:
     """One optimizer step over micro-batches; returns the mean NLL per answer token of the step.
 
     Each micro-batch's loss is its answer-token NLL sum divided by the step's total answer tokens,
     so accumulated gradients equal those of one big batch whatever the split. (DeepSpeed: pass
     `lambda l: engine.backward(l, scale_wrt_gas=False)` and `engine.step`, as we already scale.)
-    """
+
+    `agree` (a `StepRunner.any`): out-of-memory errors are caught and the step is abandoned by every rank
+    together (`StepOutOfMemory`, no optimizer step). Ranks agree after each forward and each backward, so
+    one that ran out before a collective of the others' backward never leaves them waiting on it; an
+    error inside the backward's own collectives is left to the collective timeout. Without `agree` the
+    error propagates as it is."""
     total = sum(mb.n_answer for mb in micro_batches)
     step_loss = 0.0
+    failed = False
     for mb in micro_batches:
-        nll, _ = answer_token_nll(model, mb)
-        loss = nll.sum() / total
-        backward(loss)
-        step_loss += loss.item()
+        loss = None
+        for phase in ("forward", "backward"):
+            if not failed:
+                try:
+                    if phase == "forward":
+                        nll, _ = answer_token_nll(model, mb)
+                        loss = nll.sum() / total
+                    else:
+                        backward(loss)
+                        step_loss += loss.item()
+                except torch.OutOfMemoryError:
+                    if agree is None:
+                        raise
+                    failed, loss, nll = True, None, None  # drop the graph before anything else is allocated
+            if agree is not None and agree(failed):
+                failed = True
+        if failed:  # every rank has seen the same agreement: all skip the rest of the step
+            break
+    if failed:
+        raise StepOutOfMemory("a micro-batch ran out of device memory")
     step()
     return step_loss
 
@@ -98,7 +125,10 @@ class StepRunner(Protocol):
         """True when any rank says True: ranks must stop at the same step or the next collective hangs."""
 
     def finish(self) -> None:
-        """Drop per-task optimizer state (grads, moments)."""
+        """Drop per-task optimizer state (grads, moments): sampling comes next and needs the memory."""
+
+    def drop_step(self) -> None:
+        """Forget the gradients of an abandoned step (an out-of-memory micro-batch)."""
 
     def max(self, value: int) -> int:
         """The largest `value` over ranks."""
@@ -134,6 +164,10 @@ class LocalRunner:
 
     def finish(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.state.clear()  # AdamW moments: the next task's start builds a new optimizer anyway
+
+    def drop_step(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
 
     def max(self, value: int) -> int:
         return value
@@ -148,8 +182,10 @@ class AdaptResult:
     seconds: float
     losses: list[float]
     tokens_per_s: float  # real (unpadded) tokens through forward+backward per second of training
-    stopped_by: str  # "steps" | "deadline" | "no_samples"
+    stopped_by: str  # "steps" | "deadline" | "no_samples" | "out_of_memory" (one sample per micro-batch still did not fit)
     samples: dict[str, int] = field(default_factory=dict)  # given / kept / shortened / dropped
+    out_of_memory: int = 0  # steps abandoned for device memory, each followed by halving the micro-batch tokens
+    batch_tokens: int = 0  # the micro-batch token budget at the end (train.batch_tokens unless halved)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -214,18 +250,20 @@ def _adapt(
         encoded += pre_encoded
         sample_info["pre_encoded"] = len(pre_encoded)
     if not encoded:
-        return AdaptResult(0, time.monotonic() - start, [], 0.0, "no_samples", sample_info)
+        return AdaptResult(0, time.monotonic() - start, [], 0.0, "no_samples", sample_info, 0, cfg.batch_tokens)
 
     runner.start(model, lora_parameters(model), cfg)
     device = model_device(model)
     pad = pad_id(tokenizer)
-    stream = micro_batches([len(e.input_ids) for e in encoded], cfg.batch_tokens, np.random.default_rng(cfg.seed))
+    lengths = [len(e.input_ids) for e in encoded]
+    budget, rng = cfg.batch_tokens, np.random.default_rng(cfg.seed)
+    stream = micro_batches(lengths, budget, rng)
     losses: list[float] = []
-    tokens, train_s, stopped_by = 0, 0.0, "steps"
+    tokens, train_s, stopped_by, ooms = 0, 0.0, "steps", 0
     set_checkpointing(model, cfg.gradient_checkpointing)
     model.train()
     try:
-        for _ in range(cfg.steps):
+        while len(losses) < cfg.steps:
             now = time.monotonic()
             late = deadline is not None and now + (train_s / len(losses) if losses else 0.0) > deadline
             if runner.any(late):
@@ -233,14 +271,40 @@ def _adapt(
                 break
             drawn = [next(stream) for _ in range(cfg.grad_accum * runner.world)]
             mbs = [_batch(encoded, g, pad, device) for g in drawn[runner.rank :: runner.world]]
-            losses.append(runner.mean(train_step(model, mbs, runner.backward, runner.step)))
+            try:
+                losses.append(runner.mean(train_step(model, mbs, runner.backward, runner.step, runner.any)))
+            except StepOutOfMemory:
+                # Free, halve the micro-batch tokens and take the step again from a fresh draw. Every rank
+                # got the same agreement, and all draw the same stream, so they halve together.
+                runner.drop_step()
+                mbs = []
+                free_device_memory(device)
+                ooms += 1
+                if budget <= min(lengths):  # one sample per micro-batch already: nothing left to halve
+                    stopped_by = "out_of_memory"
+                    break
+                budget = max(min(lengths), budget // 2)
+                stream = micro_batches(lengths, budget, rng)
+                continue
             tokens += sum(mb.n_tokens for mb in mbs)
             train_s += time.monotonic() - now
     finally:
         model.eval()
         set_checkpointing(model, False)
         runner.finish()
-    return AdaptResult(len(losses), time.monotonic() - start, losses, tokens / train_s if train_s else 0.0, stopped_by, sample_info)
+        if device.type == "cuda":
+            free_device_memory(device)
+    return AdaptResult(len(losses), time.monotonic() - start, losses, tokens / train_s if train_s else 0.0, stopped_by, sample_info,
+                       ooms, budget)
+
+
+def free_device_memory(device: torch.device) -> None:
+    """Return cached blocks to the device after an out-of-memory error or before sampling (CUDA only)."""
+    import gc
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def _batch(encoded: Sequence[Encoded], indices: list[int], pad_id: int, device: torch.device) -> Batch:

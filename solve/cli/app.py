@@ -10,11 +10,15 @@ import typer
 
 from solve.cli.common import (
     DatasetOpt,
+    ExecutorOpt,
+    RayAddressOpt,
     SetOpt,
     SolutionsOpt,
     TasksOpt,
+    check_executor,
     console,
     fail,
+    json_stdout,
     load_config_or_fail,
     load_one,
     select_tasks,
@@ -84,19 +88,24 @@ def run(
     deadline: Annotated[Optional[float], typer.Option(help="global deadline in seconds from now (budget planner)")] = None,
     overrides: SetOpt = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Solve tasks end to end into DIR/submission.json (resumable)."""
     from solve.pipeline.run import RunOptions
     from solve.pipeline.rundir import RunDirError
     from solve.placement.dispatch import run_tasks
+    from solve.placement.ray_actors import RayExecutorError
 
     cfg = load_config_or_fail(config, overrides)
+    check_executor(executor, [cfg])
     chosen, _ = select_tasks(dataset, tasks, solutions, task_ids, limit, demo_tasks, shard, unloadable=True)
     redirect_noise(out / LOG_NAME)
     console.print(f"{len(chosen)} task(s): {', '.join(t.id for t in chosen[:8])}{' ...' if len(chosen) > 8 else ''}")
     try:
-        run_tasks(cfg, chosen, RunOptions(out=out, global_deadline_s=deadline, progress=progress), console)
-    except RunDirError as e:  # locked by another run, or holding another config's results
+        run_tasks(cfg, chosen, RunOptions(out=out, global_deadline_s=deadline, progress=progress), console,
+                  executor=executor, ray_address=ray_address)
+    except (RunDirError, RayExecutorError) as e:  # locked by another run, holding another config's results; no Ray cluster
         raise fail(str(e)) from None
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/]: {out}/submission.json is valid; run the same command to resume")
@@ -224,15 +233,16 @@ def adapt_cmd(
     cpu = [] if config is not None or _has_gpu() else list(CPU_ADAPT_DEFAULTS)  # minutes, not hours, on a laptop
     cfg = load_config_or_fail(config, cpu + (overrides or []) + ([f"train.steps={steps}"] if steps is not None else []))
     t = load_one(dataset, tasks, task)
-    try:
-        report = adapt_command(
-            t, cfg.model, cfg.lora, cfg.train, cfg.augment.set, cfg.augment.n_samples, cfg.run.seed, leave_one_out
-        )
-    except ModelResolutionError as e:
-        raise fail(str(e)) from None
-    if as_json:
-        print(json.dumps(report))
-    else:
+    with json_stdout(as_json) as emit:
+        try:
+            report = adapt_command(
+                t, cfg.model, cfg.lora, cfg.train, cfg.augment.set, cfg.augment.n_samples, cfg.run.seed, leave_one_out
+            )
+        except ModelResolutionError as e:
+            raise fail(str(e)) from None
+        if as_json:
+            emit(report)
+    if not as_json:
         console.print(render_adapt_report(report), highlight=False)
 
 
@@ -240,14 +250,18 @@ def _register_more() -> None:
     """Commands that live in their own modules (kept light to import)."""
     from solve.cli.experiments import ablate, bench, merge, sweep
     from solve.cli.kaggle import kaggle_app
+    from solve.cli.plan_memory import plan
     from solve.cli.prior import pretrain, synth
 
-    for fn in (ablate, sweep, merge, bench, synth, pretrain):
+    for fn in (ablate, sweep, merge, bench, synth, pretrain, plan):
         app.command()(fn)
     from solve.cli.show import show
 
     app.command()(show)
     app.add_typer(kaggle_app, name="kaggle", help="The offline Kaggle kernel: bundle, export-model, rehearse, run, timeline.")
+    from solve.cli.dsl import dsl_app
+
+    app.add_typer(dsl_app, name="dsl", help="The DSL program search on its own: coverage of a dataset.")
 
 
 _register_more()

@@ -2,13 +2,48 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
 
 console = Console()
+
+
+@contextlib.contextmanager
+def json_stdout(enabled: bool = True) -> Iterator[Callable[[Any], None]]:
+    """`--json`: stdout carries one JSON value and nothing else. Inside the block whatever else writes to
+    stdout (our logs, rich, third-party prints and C libraries, e.g. DeepSpeed's accelerator line) goes to
+    stderr; the yielded function writes the JSON to the real stdout. Not enabled: prints JSON as it is."""
+    if not enabled:
+        yield lambda obj: print(json.dumps(obj))
+        return
+    out = sys.stdout
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError, ValueError):  # a captured stream (tests): redirect Python writes only
+        fd = None
+    if fd is None:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield lambda obj: (out.write(json.dumps(obj) + "\n"), out.flush())
+        return
+    out.flush()
+    saved = os.dup(fd)
+    real = os.fdopen(os.dup(saved), "w")
+    os.dup2(sys.stderr.fileno(), fd)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield lambda obj: (real.write(json.dumps(obj) + "\n"), real.flush())
+    finally:
+        out.flush()
+        os.dup2(saved, fd)
+        os.close(saved)
+        real.close()
 
 DatasetOpt = Annotated[Optional[str], typer.Option("--dataset", help="built-in dataset, e.g. arc-agi-1/evaluation")]
 TasksOpt = Annotated[Optional[Path], typer.Option("--tasks", help="challenges JSON, a task JSON, or a directory of task JSONs")]
@@ -19,6 +54,27 @@ DemoTasksOpt = Annotated[int, typer.Option("--demo-tasks", help="pick the first 
 ShardOpt = Annotated[Optional[str], typer.Option("--shard", help="i/n: only the i-th of n interleaved slices of the tasks (merge later)")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML config (values only)")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="config override, e.g. train.steps=16 (repeatable)")]
+ExecutorOpt = Annotated[str, typer.Option(
+    "--executor", help="local: this machine, with the config's placement; ray: (run, task) units on Ray actors (docs/cluster.md)")]
+RayAddressOpt = Annotated[Optional[str], typer.Option(
+    "--ray-address", help="--executor ray: the cluster (host:port or ray://host:port); default auto: the running cluster, "
+    "else a local instance; 'local': always a local instance")]
+
+
+def check_executor(executor: str, cfgs) -> None:
+    """Refuse an unknown --executor, or a config that --executor ray cannot run, before anything is written."""
+    if executor not in ("local", "ray"):
+        raise fail(f"--executor {executor!r}: expected local or ray")
+    if executor == "ray":
+        from solve.placement.dispatch import check_ray_config
+        from solve.placement.ray_actors import RayExecutorError, import_ray
+
+        try:
+            for cfg in cfgs:
+                check_ray_config(cfg)
+            import_ray()
+        except (RayExecutorError, ValueError) as e:
+            raise fail(str(e)) from None
 
 
 def fail(message: str) -> typer.Exit:

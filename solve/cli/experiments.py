@@ -12,6 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from solve.cli.common import ExecutorOpt, RayAddressOpt
+
 Dataset = Annotated[Optional[str], typer.Option("--dataset", help="built-in dataset, e.g. arc-agi-1/evaluation")]
 Tasks = Annotated[Optional[Path], typer.Option("--tasks", help="challenges JSON, a task JSON, or a directory of task JSONs")]
 Solutions = Annotated[Optional[Path], typer.Option("--solutions", help="solutions JSON for --tasks (Kaggle format)")]
@@ -44,11 +46,14 @@ def _seed_list(seeds: str | None, overrides: list[str] | None, points: list) -> 
 
 
 def _run_experiment(kind, points, cfgs, config, overrides, dataset, tasks, solutions, task_ids, limit, demo_tasks, shard,
-                    out, progress, params=(), seeds=None):
-    from solve.cli.common import console, fail, select_tasks
+                    out, progress, params=(), seeds=None, executor="local", ray_address=None):
+    from solve.cli.common import check_executor, console, fail, select_tasks
     from solve.experiments.plan import ExperimentError, Manifest, check_points, run_points
     from solve.experiments.tables import write_tables
+    from solve.pipeline.rundir import RunDirError
+    from solve.placement.ray_actors import RayExecutorError
 
+    check_executor(executor, cfgs)
     seed_list = _seed_list(seeds, overrides, points)
     chosen, _ = select_tasks(dataset, tasks, solutions, task_ids, limit, demo_tasks, shard)
     per_seed = f" x {len(seed_list)} seed(s)" if seed_list else ""
@@ -61,7 +66,9 @@ def _run_experiment(kind, points, cfgs, config, overrides, dataset, tasks, solut
                         list(overrides or []), shard, seeds=seed_list)
     manifest.write(out)  # before running: an interrupted experiment can still be tabulated or merged
     try:
-        run_points(points, cfgs, chosen, out, console, progress, seeds=seed_list)
+        run_points(points, cfgs, chosen, out, console, progress, seeds=seed_list, executor=executor, ray_address=ray_address)
+    except (RunDirError, RayExecutorError) as e:  # a run directory locked by another run; no Ray cluster
+        raise fail(str(e)) from None
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/]: run the same command to resume {out}")
         raise typer.Exit(130) from None
@@ -84,6 +91,8 @@ def ablate(
     overrides: Overrides = None,
     progress: Progress = True,
     seeds: Seeds = None,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Run the pipeline once per augmentation set on the same tasks and seeds; table and plot in DIR."""
     from solve.cli.common import fail
@@ -101,7 +110,7 @@ def ablate(
     except ConfigError as e:
         raise fail(str(e)) from None
     _run_experiment("ablation", points, cfgs, config, overrides, dataset, tasks, solutions, task_ids, limit, demo_tasks,
-                    shard, out, progress, seeds=seeds)
+                    shard, out, progress, seeds=seeds, executor=executor, ray_address=ray_address)
 
 
 def sweep(
@@ -118,6 +127,8 @@ def sweep(
     overrides: Overrides = None,
     progress: Progress = True,
     seeds: Seeds = None,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Run the pipeline at every point of a grid of config values; score and NLL against time per task."""
     from solve.cli.common import fail
@@ -129,7 +140,7 @@ def sweep(
     except ConfigError as e:
         raise fail(str(e)) from None
     _run_experiment("sweep", points, cfgs, config, overrides, dataset, tasks, solutions, task_ids, limit, demo_tasks,
-                    shard, out, progress, list(points[0].values), seeds)
+                    shard, out, progress, list(points[0].values), seeds, executor, ray_address)
 
 
 def merge(
@@ -188,13 +199,12 @@ def bench(
     as_json: Annotated[bool, typer.Option("--json", help="print the measurements as JSON")] = False,
 ) -> None:
     """Throughput of every part on this machine, in one table: augment, sandbox, TTT, generation, one task."""
-    import json
-
-    from solve.cli.common import console
+    from solve.cli.common import console, json_stdout
     from solve.experiments.bench import format_table, run_all
 
-    result = run_all(quick=quick, log=lambda msg: console.print(f"[dim]{msg}[/]"))
-    if as_json:
-        print(json.dumps(result))
-    else:
+    with json_stdout(as_json) as emit:
+        result = run_all(quick=quick, log=lambda msg: console.print(f"[dim]{msg}[/]"))
+        if as_json:
+            emit(result)
+    if not as_json:
         print(format_table(result))

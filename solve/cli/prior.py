@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from solve.cli.common import ConfigOpt, SetOpt, console, fail, load_config_or_fail, parse_shard
+from solve.cli.common import ConfigOpt, SetOpt, console, fail, json_stdout, load_config_or_fail, parse_shard
 
 
 def synth(
@@ -25,12 +25,13 @@ def synth(
 
     if n < 0:
         raise fail(f"--n must be >= 0, got {n}")
-    report = generate_corpus(n, seed, out, parse_shard(shard) if shard else (0, 1), progress=progress)
-    report["command"] = " ".join(["arc-ttt", *sys.argv[1:]])  # how to make these files again (the model card cites it)
-    (Path(out) / "synth_report.json").write_text(json.dumps(report, indent=1))
-    if as_json:
-        print(json.dumps(report))
-        return
+    with json_stdout(as_json) as emit:  # --json: the progress bar and any log line go to stderr
+        report = generate_corpus(n, seed, out, parse_shard(shard) if shard else (0, 1), progress=progress)
+        report["command"] = " ".join(["arc-ttt", *sys.argv[1:]])  # how to make these files again (the model card cites it)
+        (Path(out) / "synth_report.json").write_text(json.dumps(report, indent=1))
+        if as_json:
+            emit(report)
+            return
     c = report["contamination"]
     console.print(f"accepted {report['accepted']} of {report['attempted']} programs tried over {report['slots']} slots "
                   f"({report['tasks_per_s']} tasks/s); rejects: " + ", ".join(f"{k} {v}" for k, v in report["rejects"].items() if v))

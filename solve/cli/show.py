@@ -91,8 +91,9 @@ def _task_grids(task: dict[str, Any]) -> None:
 def _programs(programs: Sequence[dict[str, Any]], limit: int, source_lines: int) -> None:
     from rich.table import Table
 
-    parsed = [p for p in programs if p.get("source") is not None]
-    console.rule(f"programs: {len(programs)} sampled, {len(parsed)} extracted")
+    parsed = [p for p in programs if p.get("source") is not None and p.get("origin") != "dsl"]
+    dsl = sum(p.get("origin") == "dsl" for p in programs)
+    console.rule(f"programs: {len(programs) - dsl} sampled, {len(parsed)} extracted" + (f", {dsl} from the DSL search" if dsl else ""))
     if not programs:
         return
     # Best first: verified, then by train accuracy; texts without a program last, in sampling order.
@@ -107,7 +108,8 @@ def _programs(programs: Sequence[dict[str, Any]], limit: int, source_lines: int)
         train = "" if "train_total" not in p else f"{p['train_correct']}/{p['train_total']}" + (" verified" if p.get("verified") else "")
         dup = f" (= {p['duplicate_of']})" if p.get("duplicate_of") else ""
         # Text, not markup: what a model writes may contain [brackets] that rich would take for styles.
-        table.add_row(f"{p.get('id') or '-'}{dup}", p["view"], train, p.get("error") or "", Text(snippet))
+        origin = f"\n(dsl {p.get('kind', '')})" if p.get("origin") == "dsl" else ""
+        table.add_row(f"{p.get('id') or '-'}{dup}{origin}", p["view"], train, p.get("error") or "", Text(snippet))
     console.print(table)
 
 

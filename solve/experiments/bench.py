@@ -22,7 +22,7 @@ DEMO_OVERRIDES = [
     "augment.set=geometric+color", "augment.n_samples=12", "train.steps=8", "train.lr=1.0e-3", "train.max_seq_len=1024",
     "train.batch_tokens=1024", "lora.r=16", "lora.alpha=32", "solve.mode=hybrid", "solve.program_views=1",
     "solve.programs_per_view=4", "solve.program_max_new_tokens=160", "solve.grid_views=2", "solve.grid_samples_per_view=1",
-    "solve.score_views=2", "solve.batch_size=4", "sandbox.timeout_s=1.0",
+    "solve.score_views=2", "solve.batch_size=4", "solve.dsl_search_depth=2", "solve.dsl_search_s=10", "sandbox.timeout_s=1.0",
 ]
 QUICK_OVERRIDES = ["train.steps=4", "solve.programs_per_view=2", "solve.program_max_new_tokens=64",
                    "solve.grid_views=1", "solve.score_views=1"]
@@ -160,6 +160,7 @@ def run_all(quick: bool = False, log: Callable[[str], None] = lambda msg: None) 
 
     from augment.bench import run_benchmark as augment_bench
     from augment.tasks import load_dataset, small_tasks
+    from solve.dsl_search.bench import run_benchmark as dsl_bench
     from solve.pipeline.runconfig import load_config
     from solve.pipeline.stages import Engine
     from solve.sandbox.bench import run_benchmark as sandbox_bench
@@ -173,6 +174,8 @@ def run_all(quick: bool = False, log: Callable[[str], None] = lambda msg: None) 
     }
     log("augment ...")
     out["augment"] = augment_bench("arc-agi-1/evaluation", "geometric+color", 32, 50 if quick else None)
+    log("dsl search ...")
+    out["dsl_search"] = dsl_bench("arc-agi-1/training", 4 if quick else 8, 2, 1.0 if quick else 2.0)
     log("sandbox ...")
     out["sandbox"] = sandbox_bench(10 if quick else 40, "arc-agi-1/training")
     log("ttt ...")
@@ -199,6 +202,13 @@ def format_table(r: dict[str, Any]) -> str:
     a = r["augment"]
     rows.append(("augment", f"{a['sets']['geometric+color']['set']}, n={a['n_samples']}, {a['tasks']} tasks",
                  f"{a['samples_per_s']:,.0f}", "samples/s"))
+    ds = r.get("dsl_search")
+    if ds:
+        what = f"{ds['tasks']} {ds['dataset']} tasks, depth {ds['depth']}, {ds['seconds_per_task']:g} s each"
+        rows.append(("dsl search", f"primitive calls, {what}", f"{ds['calls_per_s']:,.0f}", "calls/s"))
+        rows.append(("dsl search", f"distinct behaviours (on train input 0), {what}", f"{ds['behaviours_per_s']:,.0f}", "behaviours/s"))
+        rows.append(("dsl search", f"depth reached in the budget (min over tasks), solved {ds['solved']}/{ds['tasks']}",
+                     f"{ds['depth_reached_min']}", "calls"))
     s = r["sandbox"]
     for n, w in s["by_workers"].items():
         label = f"{n} worker{'s' if int(n) > 1 else ''}" + (" (all cores)" if int(n) == s["cores"] and int(n) > 1 else "")

@@ -10,7 +10,8 @@
 Every point's config is validated before anything runs, and all problems are reported at once.
 Points run one after another in this process with the configured placement; one engine (model +
 LoRA wrapper) is shared by consecutive points whose model and lora sections agree, since loading it
-is the only per-point cost that does not depend on the tasks.
+is the only per-point cost that does not depend on the tasks. With `--executor ray` every (point, task)
+unit is spread over Ray actors at once instead (solve/placement/ray_actors.py; docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -396,15 +397,26 @@ def run_points(
     load_engine: Callable[[RunConfig], Any] | None = None,
     run: Callable[..., Any] | None = None,
     seeds: Sequence[int] = (),
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> None:
     """Run every point (once per seed with `seeds`) into its directory under `out`, one run after
-    another (each resumes what is there); every run shares the adapter cache out/adapters."""
+    another (each resumes what is there); every run shares the adapter cache out/adapters.
+    `executor="ray"`: every (run, task) unit at once on a Ray cluster (solve.placement.ray_actors)."""
     from solve.pipeline.run import RunOptions
-    from solve.placement.dispatch import run_tasks
+    from solve.placement.dispatch import RAY_LOG, check_ray_config, run_tasks
 
     run = run or run_tasks
     check_points(points, cfgs, out, seeds)  # all checks first: do not fail at point 4 of 5
     runs = plan_runs(points, cfgs, out, seeds)
+    if executor == "ray":
+        from solve.placement.ray_actors import RayJob, run_ray
+
+        for r in runs:
+            check_ray_config(r.cfg)
+        jobs = [RayJob(r.cfg, tasks, RunOptions(out=r.path, progress=False)) for r in runs]
+        run_ray(jobs, console, ray_address, progress, out / RAY_LOG)
+        return
     engine, engine_key = None, None
     ids = [t.id for t in tasks]
     for i, r in enumerate(runs):

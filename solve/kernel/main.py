@@ -108,6 +108,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--hard-stop-s", type=float, default=None, help="watchdog: hard exit this long after the deadline (default margin/2)")
     p.add_argument("--no-watchdog", action="store_true", help="never hard-exit (tests that call main() in-process)")
     p.add_argument("--progress", action="store_true", help="progress bar (off by default: notebook logs)")
+    p.add_argument("--smoke-timeout-s", type=float, default=0.0,
+                   help="before the run, a smoke test on every GPU within this many seconds (solve/kernel/smoke.py; 0 = none)")
     return p.parse_args(argv)
 
 
@@ -225,9 +227,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"placeholder: {placeholder} ({'forced by --placeholder' if args.placeholder != 'auto' else check.reason})")
     save_clock(work / KERNEL_FILE, clock, {"placeholder": placeholder, "placeholder_reason": check.reason, "sha256": check.sha256})
 
+    # Before anything touches CUDA in this process or its children (workers, ranks, the smoke test inherit it).
+    from solve.placement.per_gpu import CUDA_ALLOC_CONF
+
+    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", CUDA_ALLOC_CONF)
     rc = 0
     try:
         with Watchdog(clock.hard_stop_at) if not args.no_watchdog else _Null():
+            if args.smoke_timeout_s > 0:
+                _smoke(work, args.smoke_timeout_s)
             if placeholder:
                 _run_placeholder(args, clock, tasks, run)
             else:
@@ -248,6 +256,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     left = clock.left()
     log(f"done: {len(final.done)}/{len(tasks)} task(s) finished; {left:.0f}s before the deadline ({'met' if left >= 0 else 'MISSED'})")
     return rc
+
+
+def _smoke(work: Path, timeout_s: float) -> None:
+    """The smoke test (solve/kernel/smoke.py) reports; whatever it finds, the run goes on."""
+    from solve.kernel.smoke import run_smoke
+
+    try:
+        run_smoke(work, log, timeout_s)
+    except Exception as e:  # the test itself broke (not a device): say so, and still run the tasks
+        log(f"WARNING: the smoke test could not run ({type(e).__name__}: {e})")
 
 
 class _Null:

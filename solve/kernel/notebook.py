@@ -22,9 +22,9 @@ INTRO = """\
 
 Thin cells; the work is in the `arc-ttt` package installed from the bundle dataset.
 1. placeholder `submission.json` (standard library only, before anything can fail)
-2. offline install from the bundle's wheels (the image's CUDA torch is kept)
+2. offline install from the bundle's wheels at the tested versions (the image's CUDA torch is kept)
 3. GPUs and environment
-4. the run: `python -m solve.kernel.main` (12 h budget from the first cell, largest tasks first,
+4. the run: `python -m solve.kernel.main` (a 30-second smoke test on every GPU, then: 12 h budget from the first cell, largest tasks first,
    submission rewritten atomically after every task, watchdog before the limit)
 5. timeline plot and a final check"""
 
@@ -51,9 +51,10 @@ if not sub_path.exists():
 print(f"{{sub_path}}: {{sub_path.stat().st_size}} bytes")"""
 
 CELL_INSTALL = """\
-# Offline install: only wheels from the bundle; pip keeps image packages that satisfy arc-ttt (torch stays the image's CUDA build).
+# Offline install: only wheels from the bundle, at the versions our tests ran (requirements.txt as constraints: the
+# image's transformers/peft are versions never tested here); torch, numpy and the rest of the image's stack stay.
 import subprocess, sys
-cmd = [sys.executable, "-m", "pip", "install", "--no-index", f"--find-links={BUNDLE}/wheels", "arc-ttt"]
+cmd = [sys.executable, "-m", "pip", "install", "--no-index", f"--find-links={BUNDLE}/wheels", "-c", f"{BUNDLE}/requirements.txt", "arc-ttt"]
 res = subprocess.run(cmd, capture_output=True, text=True)
 print(res.stdout[-4000:], res.stderr[-4000:])
 INSTALLED = res.returncode == 0
@@ -65,6 +66,7 @@ CELL_ENV = """\
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")  # as solve.placement.per_gpu.CUDA_ALLOC_CONF
 gpus = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
 print(gpus.stdout or gpus.stderr or "no nvidia-smi: running on CPU")"""
 
@@ -75,7 +77,7 @@ CELL_RUN = """\
 if INSTALLED:
     import threading
     cmd = [sys.executable, "-m", "solve.kernel.main", "--config", f"{BUNDLE}/configs/{config}",
-           "--challenges", CHALLENGES, "--working", WORKING, "--set", f"model.source={MODEL}"]
+           "--challenges", CHALLENGES, "--working", WORKING, "--set", f"model.source={MODEL}", "--smoke-timeout-s", "30"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     def pump():
         for line in proc.stdout:

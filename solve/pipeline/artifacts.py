@@ -77,6 +77,21 @@ def program_entries(sampled: Sequence[tuple[Any, str, int | None]], programs: Se
     return out
 
 
+def dsl_entries(results: Sequence[Any], info: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per DSL search program (ProgramResults of origin "dsl"), shaped like `program_entries`'
+    with `origin`, `kind` (solution or near_miss) and `depth` from `info` (by program id)."""
+    return [
+        {
+            "view": r.view_name, "text": None, "source": _cut(r.source), "id": r.program_id, "origin": "dsl",
+            **info.get(r.program_id, {}),
+            "train_correct": r.train_correct, "train_total": r.train_total, "train_accuracy": round(r.train_accuracy, 4),
+            "verified": r.verified, "error": r.program_error, "errors": dict(r.errors), "duplicate_of": None,
+            "test_outputs": [_grid(g) for g in r.test_outputs],
+        }
+        for r in results
+    ]
+
+
 def grid_entries(guesses: Sequence[Any]) -> list[dict[str, Any]]:
     """One entry per direct grid prediction (ttt.sample.GridGuess)."""
     return [

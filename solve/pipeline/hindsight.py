@@ -12,12 +12,19 @@ and the test inputs, never any output for a test input (the program's included).
 
 Deduplicated by behaviour: the same outputs in the same view give one sample, from the best program
 giving them (train accuracy, then cells right, then the shortest source), and there are at most `cap`.
+Test-time search passes the behaviours earlier rounds trained on (`exclude`), so a round adds only new
+ones instead of retraining the same top programs. Degenerate behaviours teach nothing about the task and
+are left out: returning the input on every pair (unless some real pair is the identity), and a
+constant answer (one grid for every input, or single-colour grids, unless the real outputs are so).
+Lookup tables of the train outputs (`ProgramResult.lookup`) are left out too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import AbstractSet, Any, Mapping, Sequence
+
+import numpy as np
 
 from augment.tasks import Pair, Task
 from augment.transforms import Augmentation
@@ -33,6 +40,25 @@ class Relabelled:
     view: Augmentation
     source: str
     task: Task  # the view's train inputs -> the program's outputs; the view's test inputs; no test outputs
+    behaviour: tuple[Any, ...]  # (view name, its outputs): what `relabel(exclude=...)` skips
+
+
+def behaviour_of(r: ProgramResult) -> tuple[Any, ...]:
+    """A program's behaviour in its view: the view's name and what it returned on each train input."""
+    return (r.view_name, *(None if o is None else (o.shape, o.tobytes()) for o in r.train_outputs))
+
+
+def degenerate(r: ProgramResult, view_task: Task) -> bool:
+    """True for a program that returns its input on every pair, or a constant answer (one grid for every
+    input, or single-colour grids), when the task's real pairs are not like that themselves."""
+    outs, pairs = r.train_outputs, view_task.train
+    if not any(np.array_equal(p.input, p.output) for p in pairs) and all(np.array_equal(o, p.input) for o, p in zip(outs, pairs)):
+        return True
+    single = all(bool((o == o.flat[0]).all()) for o in outs)
+    if single and not any(bool((p.output == p.output.flat[0]).all()) for p in pairs):
+        return True
+    same = len(outs) > 1 and all(o.shape == outs[0].shape and np.array_equal(o, outs[0]) for o in outs)
+    return same and not all(np.array_equal(p.output, pairs[0].output) for p in pairs)
 
 
 def ran_everywhere(r: ProgramResult) -> bool:
@@ -40,9 +66,11 @@ def ran_everywhere(r: ProgramResult) -> bool:
     return r.train_total > 0 and len(r.train_outputs) == r.train_total and all(o is not None for o in r.train_outputs)
 
 
-def relabel(task: Task, results: Sequence[ProgramResult], views: Mapping[str, Augmentation], cap: int) -> list[Relabelled]:
-    """The relabelled tasks of `results` (best programs first, one per behaviour, at most `cap`).
-    `views`: each result's view by name."""
+def relabel(
+    task: Task, results: Sequence[ProgramResult], views: Mapping[str, Augmentation], cap: int, exclude: AbstractSet[tuple[Any, ...]] = frozenset()
+) -> list[Relabelled]:
+    """The relabelled tasks of `results` (best programs first, one per behaviour, at most `cap`), leaving
+    out lookup tables, degenerate behaviours and those in `exclude`. `views`: each result's view by name."""
     ranked = sorted(enumerate(results), key=lambda ir: (-ir[1].train_correct, -ir[1].train_cells, len(ir[1].source), ir[0]))
     seen: set[tuple[Any, ...]] = set()
     view_tasks: dict[str, Task] = {}
@@ -50,16 +78,18 @@ def relabel(task: Task, results: Sequence[ProgramResult], views: Mapping[str, Au
     for _, r in ranked:
         if len(out) >= cap:
             break
-        if not ran_everywhere(r):
+        if not ran_everywhere(r) or r.lookup is not None:
             continue
-        behaviour = (r.view_name, *((o.shape, o.tobytes()) for o in r.train_outputs))
-        if behaviour in seen:
+        behaviour = behaviour_of(r)
+        if behaviour in seen or behaviour in exclude:
             continue
         seen.add(behaviour)
         view = views[r.view_name]
         vt = view_tasks.get(r.view_name) or view_tasks.setdefault(r.view_name, view.apply_task(task))
+        if degenerate(r, vt):
+            continue
         pairs = tuple(Pair(p.input, output) for p, output in zip(vt.train, r.train_outputs))
-        out.append(Relabelled(r.program_id, view, r.source, Task(f"{task.id}:hindsight:{r.program_id}", pairs, vt.test_inputs)))
+        out.append(Relabelled(r.program_id, view, r.source, Task(f"{task.id}:hindsight:{r.program_id}", pairs, vt.test_inputs), behaviour))
     return out
 
 

@@ -15,7 +15,7 @@ class Mode:
 MODES: dict[str, Mode] = {
     "hybrid": Mode(frozenset(), ("verified", "extra", "partial"), "verified programs, then grids, then partial programs"),
     "code": Mode(frozenset({"transduction"}), ("verified", "partial", "extra"), "programs only"),
-    "grid": Mode(frozenset({"induction", "verify", "search"}), ("extra",), "direct grid predictions only"),
+    "grid": Mode(frozenset({"dsl_search", "induction", "verify", "search"}), ("extra",), "direct grid predictions only"),
 }
 
 

@@ -14,10 +14,42 @@ def _stat(values: Sequence[float]) -> dict[str, float]:
 
 
 def verified_programs(record: dict[str, Any]) -> int:
-    """A task's verified programs: after its search rounds when they ran (solve.rounds > 0), else after
-    the first verification (0 without one)."""
+    """A task's verified programs, the DSL search's included: after its search rounds when they ran
+    (solve.rounds > 0; the rounds count every program), else the first verification's plus the DSL
+    search's (0 without either)."""
     stages = record.get("stages", {})
-    return int(stages.get("search", {}).get("verified", stages.get("verify", {}).get("verified", 0)))
+    if "verified" in stages.get("search", {}):
+        return int(stages["search"]["verified"])
+    return int(stages.get("verify", {}).get("verified", 0)) + dsl_verified(record)
+
+
+def dsl_verified(record: dict[str, Any]) -> int:
+    """The task's programs from the DSL search that verified in the sandbox (0 without the stage)."""
+    return int(record.get("stages", {}).get("dsl_search", {}).get("verified", 0))
+
+
+def verified_cell(record: dict[str, Any]) -> str:
+    """The verified-programs cell of the run tables: "3" or, with the DSL search, "3 (dsl 1)"; "" when
+    nothing was verified because no program stage ran."""
+    st = record.get("stages", {})
+    if "verified" not in st.get("verify", {}) and "verified" not in st.get("dsl_search", {}):
+        return ""
+    n = verified_programs(record)
+    return f"{n} (dsl {dsl_verified(record)})" if "dsl_search" in st and "verified" in st["dsl_search"] else str(n)
+
+
+def task_line(record: dict[str, Any]) -> str:
+    """One line for a finished task (printed as the run goes): status, score, time, verified programs
+    and, when the DSL search verified one, its first program."""
+    score = "" if record.get("score") is None else f"score {record['score']:.2f}, "
+    line = f"{record['task_id']}: {record['status']}, {score}{record.get('seconds', 0):.0f} s"
+    cell = verified_cell(record)
+    if cell:
+        line += f", verified programs {cell}"
+    found = record.get("stages", {}).get("dsl_search", {}).get("programs") or []
+    if found and dsl_verified(record):
+        line += f": {found[0]}"
+    return line
 
 
 def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -113,6 +145,6 @@ def report_markdown(records: Sequence[dict[str, Any]], title: str = "arc-ttt run
         loss = f"{t['loss_first']:.3f} -> {t['loss_last']:.3f}" if t.get("loss_first") is not None else ""
         err = r["error"]["stage"] + ": " + r["error"]["type"] if r.get("error") else ""
         score_cell = "" if r.get("score") is None else f"{r['score']:.2f}"
-        verified = verified_programs(r) if "verified" in r.get("stages", {}).get("verify", {}) else ""
+        verified = verified_cell(r)
         lines.append(f"| {r['task_id']} | {r['status']} | {score_cell} | {r.get('seconds', 0):.1f} | {t.get('steps', '')} | {loss} | {verified} | {err} |")
     return "\n".join(lines) + "\n"

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from solve.pipeline.budget import observe_record
-from solve.pipeline.report import report_markdown, summarize, verified_programs
+from solve.pipeline.report import report_markdown, summarize, verified_cell
 from solve.pipeline.rundir import RunDir
 from solve.pipeline.stages import failed_record
 
@@ -114,7 +114,7 @@ def print_summary(records: Sequence[dict[str, Any]], console: Console) -> None:
         score = "" if r.get("score") is None else f"{r['score']:.2f}"
         table.add_row(
             r["task_id"], r["status"], score, f"{r.get('seconds', 0):.1f}", loss,
-            str(verified_programs(r) if "verified" in st.get("verify", {}) else ""), str(st.get("transduction", {}).get("candidates", "")), err,
+            verified_cell(r), str(st.get("transduction", {}).get("candidates", "")), err,
         )
     console.print(table)
     s = summarize(records)

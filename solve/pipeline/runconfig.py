@@ -14,7 +14,7 @@ from augment.config import AugmentConfig
 from solve.pipeline.modes import mode_help
 from solve.sandbox.config import SandboxConfig
 from solve.synth.program import PROGRAM_HEADER
-from ttt.config import LoraConfig, ModelConfig, TrainConfig
+from ttt.config import KV_TOKENS, PREFILL_TOKENS, LoraConfig, ModelConfig, TrainConfig
 
 # What an answer in the program format (ttt.prompts.program_answer) of a synthetic program opens with.
 PROGRAM_DRAFT = "```python\n" + PROGRAM_HEADER
@@ -41,7 +41,15 @@ class SolveConfig(BaseModel):
         "stop at the answer's end (ttt.decode); hf: transformers' generate (the baseline; always used under deepspeed)"
     )
     merge_adapter: bool = Field(True, description="sample with the LoRA adapter merged into the base weights (restored bit for bit after)")
-    decode_rows: int = Field(32, ge=1, description="sampler batched: most sequences decoded together per step (the memory budget)")
+    decode_rows: int = Field(32, ge=1, description="sampler batched: most sequences decoded together per step")
+    decode_kv_tokens: int = Field(
+        KV_TOKENS, ge=1, description="sampler batched: most KV-cache tokens decoded together (rows x (longest prompt + answer "
+        "cap)); on CUDA rows are also capped by free memory, and halved after an out-of-memory error"
+    )
+    prefill_tokens: int = Field(
+        PREFILL_TOKENS, ge=1, description="sampler batched: most tokens per prefill forward (prompts x positions); longer "
+        "prefills run in pieces after the cache of the ones before"
+    )
     program_draft: str = Field(
         PROGRAM_DRAFT, description="sampler batched: the text a program answer is expected to open with (the synthetic programs' "
         "header), checked in one forward per prompt as a speculative draft: exact (a model that writes otherwise rejects it at "
@@ -53,6 +61,16 @@ class SolveConfig(BaseModel):
     )
     dfs_min_prob: float = Field(0.1, gt=0.0, le=1.0, description="grid_search dfs: probability threshold of a grid (at most 1/p live prefixes)")
     dfs_max_candidates: int = Field(8, ge=1, description="grid_search dfs: most grids kept per view and test input, most likely first")
+
+    # DSL program search (solve.dsl_search): programs found by typed enumeration, no model needed.
+    dsl_search_depth: int = Field(
+        0, ge=0, le=4, description="DSL program search before TTT: calls per program (1 = every single call, 2+ = best-first "
+        "deeper within dsl_search_s); its solutions and near misses are verified and voted with the model's (0 = off)"
+    )
+    dsl_search_s: float = Field(10.0, gt=0, description="wall-clock budget of the DSL program search per task, seconds")
+    dsl_search_keep: int = Field(
+        4, ge=0, description="DSL search: most near misses (right shape, most cells right) kept as refinement parents"
+    )
 
     # Test-time search over programs (solve.pipeline.search): rounds after the first sampling + verification.
     rounds: int = Field(
@@ -66,7 +84,8 @@ class SolveConfig(BaseModel):
     round_steps: int = Field(8, ge=0, description="adapter training steps per search round, on hindsight + grid leave-one-out samples")
     hindsight_cap: int = Field(32, ge=0, description="most hindsight samples (programs relabelled as solving their own outputs) per round")
     search_fraction: float = Field(
-        0.5, gt=0, le=1, description="share of the task's remaining time (when the search starts) that the rounds may use"
+        0.5, gt=0, le=1, description="share of the task's remaining time (when the search starts) that the rounds may use "
+        "(mode code, where no transduction follows: all of it)"
     )
 
     @model_validator(mode="after")
@@ -83,7 +102,17 @@ class PlacementConfig(BaseModel):
     mode: Literal["single", "per_gpu", "deepspeed"] = Field(
         "single", description="single: one process; per_gpu: one worker per device pulling tasks; deepspeed: ZeRO across ranks"
     )
-    workers: int = Field(0, ge=0, description="per_gpu workers (0 = one per visible GPU, or 1 on CPU)")
+    workers: int = Field(
+        0, ge=0, description="per_gpu workers (0 = one per visible GPU, or 1 on CPU); with --executor ray, actors "
+        "(0 = as many as the cluster holds)"
+    )
+    cpus_per_worker: int = Field(
+        0, ge=0, description="--executor ray: CPU cores each actor reserves, its torch threads and sandbox share (0 = the "
+        "cluster's CPUs shared among its GPU actors, or 1 on a CPU cluster)"
+    )
+    gpus_per_worker: float = Field(
+        1.0, gt=0, description="--executor ray: GPUs each actor reserves when the model may use one (1 = one actor per GPU)"
+    )
     zero_stage: Literal[2, 3] = Field(2, description="DeepSpeed ZeRO stage for placement.mode=deepspeed: 2 shards optimizer state; 3 also the weights (models that do not fit one card; see ttt/ds.py)")
     ranks: int = Field(
         0, ge=0, description="deepspeed ranks that `arc-ttt run` launches when it is not already a rank (0 = one per visible GPU, 1 on CPU)"
@@ -94,7 +123,12 @@ class PlacementConfig(BaseModel):
         "or died): host RAM holds one load's transient copy at a time, not one per worker"
     )
     collective_timeout_s: float = Field(
-        600.0, gt=0, description="deepspeed: seconds a rank waits in a collective before the task fails instead of hanging"
+        600.0, gt=0, description="deepspeed: seconds a rank waits in a collective before the task fails instead of hanging "
+        "(stage agreements, gathering samples and candidates from slower ranks)"
+    )
+    train_collective_timeout_s: float = Field(
+        120.0, gt=0, description="deepspeed: the same for the training process group (gradients, ZeRO-3 gathers, "
+        "out-of-memory agreement), whose collectives take seconds; at most collective_timeout_s"
     )
 
 

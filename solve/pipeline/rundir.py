@@ -49,7 +49,10 @@ LOCK_ENV = "ARC_TTT_RUNDIR_LOCK"
 # which tasks ran before it in the same process (tested); placement.stagger_starts only orders the
 # workers' model loads. Everything else, timeouts and worker counts included (they change what fits a
 # deadline), must match.
-RESUME_SAFE_KEYS = frozenset({"placement.recycle_every", "placement.stagger_starts", "run.adapter_cache"})  # cannot change any result
+# placement.cpus_per_worker and placement.gpus_per_worker only size Ray actors (a local run ignores them, as a
+# per_gpu run's thread count is not in the config either), so a Ray run and a local run resume each other.
+RESUME_SAFE_KEYS = frozenset({"placement.recycle_every", "placement.stagger_starts", "run.adapter_cache",
+                              "placement.cpus_per_worker", "placement.gpus_per_worker"})  # cannot change any result
 LOAD_STAGE = "load"
 
 log = logging.getLogger(__name__)

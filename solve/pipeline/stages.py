@@ -23,13 +23,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from augment.loo import Sample
-from augment.sets import augmentation_stream, get_set
 from augment.tasks import Task
 from augment.transforms import Augmentation
 from solve.pipeline.budget import task_deadline
 from solve.pipeline.modes import MODES
 from solve.pipeline.runconfig import RunConfig
 from solve.pipeline.search import stage_search
+from solve.pipeline.views import task_views
 from solve.select.submission import entry, placeholder_grids
 from solve.select.vote import Attempt
 
@@ -73,6 +73,8 @@ class TaskState:
     programs: list[tuple[Augmentation, str]] = field(default_factory=list)  # (view, source)
     program_logprobs: dict[int, float] = field(default_factory=dict)  # index into `programs` -> the model's log-probability
     program_results: list[Any] = field(default_factory=list)
+    dsl_results: list[Any] = field(default_factory=list)  # the DSL search's programs, verified (stage_dsl_search)
+    dsl_info: dict[str, Any] = field(default_factory=dict)  # per DSL program id: depth, solution or near miss
     guesses: list[Any] = field(default_factory=list)  # ttt.sample.GridGuess, every direct grid prediction
     # Per test input, best first: {"grid", "score", "per_view" {view: logp}, "views" [views that predicted it]}.
     candidates: list[list[dict[str, Any]]] = field(default_factory=list)
@@ -126,22 +128,6 @@ class TaskState:
         """This rank is past the deadline now (for the record: a stage that ran into it was cut short)."""
         left = self.time_left()
         return left is not None and left <= 0
-
-
-def task_views(task: Task, cfg: RunConfig, k: int) -> list[Augmentation]:
-    """The first `k` distinct task-level augmentations of the configured set (identity first)."""
-    if k <= 0:
-        return []
-    spec = get_set(cfg.augment.set)
-    views, seen = [], set()
-    stream = augmentation_stream(spec, len(task.train), np.random.default_rng(cfg.run.seed + 1), cfg.augment.permute_background)
-    for aug in stream:
-        if aug.name not in seen:
-            seen.add(aug.name)
-            views.append(aug)
-        if len(views) >= k or len(seen) > 64 * k:
-            break
-    return views
 
 
 # --- stages: each takes the state, fills it in, and returns counts for the record -------------------
@@ -326,8 +312,8 @@ def save_cached_adapter(model: Any, entry: AdapterCacheEntry, record: dict[str, 
     from safetensors.torch import save_file
 
     fields: dict[str, Any] = {"cached": False, "cache_key": entry.key, "cache_saved": False}
-    if record.get("stopped_by") == "deadline":
-        return fields  # a cut adapter depends on the machine's speed, not only on the key's inputs
+    if record.get("stopped_by") == "deadline" or record.get("out_of_memory"):
+        return fields  # a cut (or memory-halved) adapter depends on the machine, not only on the key's inputs
     try:
         entry.weights.parent.mkdir(parents=True, exist_ok=True)
         state = {n: p.detach().to("cpu").contiguous().clone() for n, p in adapter_state(model).items()}
@@ -340,6 +326,36 @@ def save_cached_adapter(model: Any, entry: AdapterCacheEntry, record: dict[str, 
     except OSError as e:
         return fields | {"cache_error": f"{type(e).__name__}: {e}"[:300]}
     return fields | {"cache_saved": True}
+
+
+def stage_dsl_search(s: TaskState) -> dict[str, Any]:
+    """Search DSL programs (solve.dsl_search) within `solve.dsl_search_s` (or the time left), then verify
+    its solutions and near misses in the sandbox like any program: they join the model's programs in
+    the vote, and the near misses are refinement parents for the search rounds. Needs no model."""
+    from augment.transforms import Augmentation
+    from solve.dsl_search.coverage import program_body
+    from solve.dsl_search.search import search_task
+    from solve.sandbox.verify import Candidate, verify
+
+    c = s.cfg.solve
+    if c.dsl_search_depth <= 0:
+        return {"skipped": True}
+    left = s.time_left()
+    seconds = c.dsl_search_s if left is None else max(0.0, min(c.dsl_search_s, left))
+    result = search_task(s.task, c.dsl_search_depth, seconds, max_solutions=2, near_misses=c.dsl_search_keep)
+    found = [(f, "solution") for f in result.solutions] + [(f, "near_miss") for f in result.near_misses]
+    candidates = [Candidate(f"dsl{i}", f.source, Augmentation(), None, "dsl") for i, (f, _) in enumerate(found)]
+    s.dsl_info = {f"dsl{i}": {"depth": f.depth, "kind": kind} for i, (f, kind) in enumerate(found)}
+    if candidates and s.sandbox is not None:  # data-parallel ranks > 0 have no sandbox: rank 0 verifies
+        s.dsl_results = verify(s.task, candidates, s.sandbox)
+        s.program_results = [*s.dsl_results, *s.program_results]
+    stats = {k: v for k, v in result.stats.items() if k != "seconds"}
+    return stats | {
+        "solutions": len(result.solutions), "near_misses": len(result.near_misses),
+        "verified": sum(r.verified for r in s.dsl_results),
+        "programs": [program_body(f.source) for f in result.solutions][:2],
+        "search_seconds": result.stats["seconds"],
+    }
 
 
 def stage_induction(s: TaskState) -> dict[str, Any]:
@@ -371,14 +387,16 @@ def stage_verify(s: TaskState) -> dict[str, Any]:
     from solve.sandbox.verify import Candidate, verify
 
     candidates = [Candidate(f"p{i}", src, view, s.program_logprobs.get(i)) for i, (view, src) in enumerate(s.programs)]
-    s.program_results = verify(s.task, candidates, s.sandbox) if candidates else []  # ranks > 0 have no sandbox
-    verified = sum(r.verified for r in s.program_results)
-    partial = sum(r.train_correct > 0 and not r.verified for r in s.program_results)
+    model_results = verify(s.task, candidates, s.sandbox) if candidates else []  # ranks > 0 have no sandbox
+    s.program_results = [*s.dsl_results, *model_results]  # the DSL search's programs (verified earlier) first
+    verified = sum(r.verified for r in model_results)
+    partial = sum(r.train_correct > 0 and not r.verified for r in model_results)
     errors: dict[str, int] = {}
-    for r in s.program_results:
+    for r in model_results:
         if r.program_error:
             errors[r.program_error] = errors.get(r.program_error, 0) + 1
-    return {"distinct": len(s.program_results), "verified": verified, "partially_correct": partial, "program_errors": errors}
+    return {"distinct": len(model_results), "verified": verified, "partially_correct": partial, "program_errors": errors,
+            "verified_total": sum(r.verified for r in s.program_results)}
 
 
 def _distinct_grids(guesses: list[Any], test_index: int) -> list[tuple[np.ndarray, list[str]]]:
@@ -433,6 +451,7 @@ def stage_transduction(s: TaskState) -> dict[str, Any]:
 Stage = Callable[[TaskState], dict[str, Any]]
 MODEL_STAGES: tuple[tuple[str, Stage], ...] = (
     ("augment", stage_augment),
+    ("dsl_search", stage_dsl_search),  # only with solve.dsl_search_depth > 0 (stages_for)
     ("loo_eval", stage_loo_eval),
     ("ttt", stage_ttt),
     ("induction", stage_induction),
@@ -442,10 +461,12 @@ MODEL_STAGES: tuple[tuple[str, Stage], ...] = (
 )
 
 
-def stages_for(mode: str, rounds: int = 0) -> tuple[tuple[str, Stage], ...]:
-    """The stages a run with this `solve.mode` and `solve.rounds` runs, in order (no search stage
-    without rounds, so that `rounds: 0` is the single pass it always was)."""
+def stages_for(mode: str, rounds: int = 0, dsl_search_depth: int = 0) -> tuple[tuple[str, Stage], ...]:
+    """The stages a run with this `solve.mode`, `solve.rounds` and `solve.dsl_search_depth` runs, in
+    order (no search stage without rounds, so that `rounds: 0` is the single pass it always was; no
+    DSL search stage at depth 0)."""
     skip = MODES[mode].skipped_stages | (frozenset({"search"}) if rounds <= 0 else frozenset())
+    skip |= frozenset({"dsl_search"}) if dsl_search_depth <= 0 else frozenset()
     return tuple((n, f) for n, f in MODEL_STAGES if n not in skip)
 
 
@@ -465,13 +486,14 @@ def solve_task(
     `artifacts_dir` (a run directory): with `run.save_candidates`, what the model produced (programs,
     grids, scored candidates) is also written to `solve.pipeline.artifacts.artifacts_path(dir, task.id)`.
     Each stage's `seconds` is its whole wall time, so the stages add up to the record's `seconds`."""
+    from solve.pipeline.program_rank import rank_scores
     from solve.select.vote import choose_attempts
 
     start = time.monotonic()
     deadline = task_deadline(start, deadline, cfg.run.task_timeout_s)
     s = TaskState(task, cfg, engine, sandbox, deadline, train_steps=train_steps)
     record: dict[str, Any] = {"task_id": task.id, "status": "ok", "error": None, "stages": {}}
-    for name, fn in stages if stages is not None else stages_for(cfg.solve.mode, cfg.solve.rounds):
+    for name, fn in stages if stages is not None else stages_for(cfg.solve.mode, cfg.solve.rounds, cfg.solve.dsl_search_depth):
         t0 = time.monotonic()
         if on_stage is not None:
             on_stage(name)
@@ -487,8 +509,17 @@ def solve_task(
             record["error"] = error_record(name, e)
             break
     t0 = time.monotonic()
+    scores, rank = {}, {}
+    try:  # the model's log-probability of verified programs, only when they disagree (solve.pipeline.program_rank)
+        scores, rank = rank_scores(s)
+    except Exception as e:  # a tie-break only: the vote below still ranks by weight and length
+        rank = {"failed": True}
+        record["status"], record["error"] = "failed", record["error"] or error_record("rank", e)
+    if rank:
+        record["stages"]["rank"] = {**rank, "seconds": round(time.monotonic() - t0, 3)}
+    t0 = time.monotonic()
     try:
-        chosen = choose_attempts(task, s.program_results, s.extras, MODES[cfg.solve.mode].vote_order)
+        chosen = choose_attempts(task, s.program_results, s.extras, MODES[cfg.solve.mode].vote_order, program_scores=scores)
     except Exception as e:  # a vote bug must still leave placeholders in the submission
         chosen = placeholder_choice(task)
         record["status"], record["error"] = "failed", record["error"] or error_record("vote", e)
@@ -509,6 +540,7 @@ def save_artifacts(s: TaskState, record: dict[str, Any], run_dir: Path) -> None:
         artifacts_path,
         build_artifacts,
         candidate_entries,
+        dsl_entries,
         grid_entries,
         program_entries,
         write_artifacts,
@@ -516,7 +548,8 @@ def save_artifacts(s: TaskState, record: dict[str, Any], run_dir: Path) -> None:
 
     try:
         data = build_artifacts(
-            s.task, record, program_entries(s.sampled, s.programs, s.program_results), grid_entries(s.guesses),
+            s.task, record, dsl_entries(s.dsl_results, s.dsl_info) + program_entries(s.sampled, s.programs, s.program_results),
+            grid_entries(s.guesses),
             candidate_entries(s.candidates), s.score_views, s.search_rounds,
         )
         write_artifacts(artifacts_path(run_dir, s.task.id), data)

@@ -16,7 +16,10 @@ samples programs and grids for its share of the views; rank 0 gathers them, veri
 scores, votes and records. The per-task code is `solve.pipeline.stages.solve_task`; this module only wraps
 each stage so that ranks agree before it (deadline) and after it (did any rank fail).
 
-Faults: collectives time out after `placement.collective_timeout_s` instead of hanging. A stage that
+Faults: training collectives (the default group) time out after `placement.train_collective_timeout_s`,
+the gathers of samples and candidates and the stage agreements after `placement.collective_timeout_s`,
+instead of hanging. An out-of-memory error in training is agreed by all ranks, which skip the step and
+halve the micro-batch tokens together (`ttt.train.train_step`). A stage that
 fails on any rank fails the task on all ranks, and rank 0 records it with that rank's error. When the
 failed stage holds collectives (ttt, induction, transduction) the ranks may be out of step in the
 training process group, so the run then stops cleanly: everything finished is recorded, the
@@ -74,9 +77,12 @@ def _single_rank_env() -> None:
     os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
 
 
-def init_ranks(timeout_s: float) -> tuple[int, int, int, Any]:
+def init_ranks(timeout_s: float, train_timeout_s: float | None = None) -> tuple[int, int, int, Any]:
     """(rank, world, local_rank, control group): the default group (gloo on CPU, nccl on GPU) and a gloo
-    group for the small per-stage agreements, separate so they never pair with a training collective."""
+    group for the small per-stage agreements, separate so they never pair with a training collective.
+    `train_timeout_s`: the default group's timeout when shorter than `timeout_s` (training collectives
+    take seconds: a rank that died or ran out of memory inside one is noticed in minutes, not ten);
+    whoever waits longer on a slower rank then uses a group of its own (`ttt.ds.DeepSpeedRunner`)."""
     import deepspeed
     import torch
     import torch.distributed as dist
@@ -87,7 +93,8 @@ def init_ranks(timeout_s: float) -> tuple[int, int, int, Any]:
     if cuda:
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
-        deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo", timeout=timedelta(seconds=timeout_s), verbose=False)
+        default_s = timeout_s if train_timeout_s is None else min(timeout_s, train_timeout_s)
+        deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo", timeout=timedelta(seconds=default_s), verbose=False)
     # The control group waits longer: it is where a rank learns that another one timed out.
     ctl = dist.new_group(backend="gloo", timeout=timedelta(seconds=2 * timeout_s + 60))
     return dist.get_rank(), dist.get_world_size(), local_rank, ctl
@@ -154,11 +161,11 @@ def run_deepspeed(cfg: RunConfig, tasks: Sequence[Task], opts: RunOptions, conso
     from solve.placement.ds_launch import launch_ranks, launched_as_rank, rank_count
     from solve.sandbox.pool import Sandbox
     from ttt.ds import DeepSpeedRunner, partition_at_load
-    from ttt.models import prepare_model_files
+    from ttt.models import pick_dtype, prepare_model_files
 
     if not launched_as_rank() and (n := rank_count(cfg)) > 1:  # not a rank yet: start the ranks
         return launch_ranks(cfg, tasks, opts, console, n)
-    rank, world, local_rank, ctl = init_ranks(cfg.placement.collective_timeout_s)
+    rank, world, local_rank, ctl = init_ranks(cfg.placement.collective_timeout_s, cfg.placement.train_collective_timeout_s)
     cuda = torch.cuda.is_available()
     if not cuda:  # ranks share the host's cores
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
@@ -181,13 +188,14 @@ def run_deepspeed(cfg: RunConfig, tasks: Sequence[Task], opts: RunOptions, conso
     by_id = {t.id: t for t in tasks}
     todo = [by_id[i] for i in order[0]]
     sync = StageSync(ctl, rank, world)
-    stages = [(n, sync.wrap(n, f)) for n, f in stages_for(cfg.solve.mode, cfg.solve.rounds)]
+    stages = [(n, sync.wrap(n, f)) for n, f in stages_for(cfg.solve.mode, cfg.solve.rounds, cfg.solve.dsl_search_depth)]
     if todo:
         # ZeRO-3: held for the whole run so that transformers loads the model partitioned.
         prepare_model_files(cfg.model)  # any GGUF conversion first: it must not run partitioned
-        zero3_load = partition_at_load(cfg.placement.zero_stage, cfg.train.grad_accum)  # noqa: F841
+        bf16 = pick_dtype(cfg.model.dtype, torch.device(device)) == torch.bfloat16
+        zero3_load = partition_at_load(cfg.placement.zero_stage, cfg.train.grad_accum, bf16)  # noqa: F841
         engine = Engine.load(local_cfg)
-        engine.runner = DeepSpeedRunner(engine.model, cfg.train, cfg.placement.zero_stage)
+        engine.runner = DeepSpeedRunner(engine.model, cfg.train, cfg.placement.zero_stage, cfg.placement.collective_timeout_s)
         sandbox = Sandbox(cfg.sandbox) if rank == 0 else None
         if sandbox is not None:
             run.note_isolation(sandbox.isolation)

@@ -57,6 +57,9 @@ WATCHDOG_MARGIN_S = 120.0  # past a task's deadline: stages check the deadline o
 DEFAULT_TASK_CAP_S = 3600.0  # a task with no deadline at all is killed after this (+ margin): a hang guard
 START_TIMEOUT_S = 1800.0  # loading a large base model from a slow disk
 STOP_WAIT_S = 30.0  # idle workers asked to stop get this long, all together, before they are killed
+# Workers' (and the kernel's) CUDA allocator: prompts and decodes of changing lengths fragment fixed segments until a
+# request that would fit in total fails; expandable segments grow and return whole pages. A value already set wins.
+CUDA_ALLOC_CONF = "expandable_segments:True"
 KILL_WAIT_S = 10.0  # a worker not gone this long after SIGKILL is stuck in the kernel: it is abandoned
 GONE_WAIT_S = 5.0  # a worker whose pipe broke gets this long to exit before it is killed
 MAX_START_FAILURES = 2  # a slot whose worker cannot start twice in a row is given up
@@ -444,6 +447,7 @@ class _Pool:
     def _start(self, slot: Slot) -> None:
         parent, child = mp.Pipe(duplex=True)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(_ROOT), os.environ.get("PYTHONPATH", "")) if p))
+        env.setdefault("PYTORCH_CUDA_ALLOC_CONF", CUDA_ALLOC_CONF)
         if slot.device.startswith("cuda"):
             env["CUDA_VISIBLE_DEVICES"] = slot.device.split(":", 1)[1]  # before the worker's torch sees CUDA
         with open(self._log_path(slot), "ab") as log:

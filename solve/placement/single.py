@@ -9,6 +9,7 @@ from rich.console import Console
 
 from augment.tasks import Task
 from solve.pipeline.budget import BudgetPlanner
+from solve.pipeline.report import task_line
 from solve.pipeline.run import RunOptions, finish_run, one_task, progress_bar
 from solve.pipeline.runconfig import RunConfig
 from solve.pipeline.rundir import RunDir
@@ -46,5 +47,6 @@ def run_single(
             rec = one_task(task, cfg, engine, sandbox, planner, solve, run, opts, show)
             run.record(rec)
             bar.update(job, advance=1, status=f"{task.id}: {rec['status']}")
+            console.print(task_line(rec), highlight=False, soft_wrap=True)
     finish_run(run, console)
     return run

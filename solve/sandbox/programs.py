@@ -75,14 +75,22 @@ def _parses(source: str) -> bool:
 
 
 def normalize_source(source: str) -> str:
-    """A canonical form for deduplication: ast.unparse without comments and docstrings.
+    """A canonical form for deduplication: ast.unparse without comments and docstrings, with every name
+    the program binds itself renamed in order of first appearance (`_v0`, `_v1`, ...), so that copies
+    that differ only in variable names merge.
 
-    Falls back to the text with trailing whitespace and blank lines removed when it does not parse.
+    Kept as written: `transform` (the entry point), names the program does not bind (DSL functions,
+    builtins), imported names (`np`), dunders, and any name also used as an attribute or keyword argument (`f(axis=...)`,
+    `obj.x`): renaming those could make two programs that behave differently look alike. The renaming is
+    one bijection over the whole module, so two programs with the same canonical form differ only by a
+    consistent renaming of their own names. Falls back to the text with trailing whitespace and blank
+    lines removed when it does not parse.
     """
     if len(source) <= _MAX_PARSE_CHARS:
         try:
             tree = ast.parse(source)
             _strip_docstrings(tree)
+            _rename_bound(tree)
             return ast.unparse(tree)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             pass  # not Python we can parse: fall through to the textual form
@@ -95,3 +103,67 @@ def _strip_docstrings(tree: ast.AST) -> None:
             first = node.body[0]
             if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
                 node.body = node.body[1:] or [ast.Pass()]
+
+
+_KEEP = frozenset({"transform"})
+
+
+def _preorder(node: ast.AST):
+    """Nodes in source order (depth first), so that 'first appearance' is the same for programs of the same shape."""
+    yield node
+    for child in ast.iter_child_nodes(node):
+        yield from _preorder(child)
+
+
+def _bound_names(tree: ast.AST) -> set[str]:
+    """Names the program binds itself: assignment and loop targets, parameters, defs, except/match names."""
+    bound: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            bound.add(node.id)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and node.name:
+            bound.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            bound.add(node.rest)
+    return bound
+
+
+def _fixed_names(tree: ast.AST) -> set[str]:
+    """Names that must keep their spelling: used as attributes or keyword arguments somewhere."""
+    fixed = set(_KEEP)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            fixed.add(node.attr)
+        elif isinstance(node, ast.keyword) and node.arg:
+            fixed.add(node.arg)
+        elif isinstance(node, ast.alias):  # imported names keep theirs (`np` stays `np`)
+            fixed.add(node.asname or node.name.split(".")[0])
+    return fixed
+
+
+def _rename_bound(tree: ast.AST) -> None:
+    names = {n for n in _bound_names(tree) - _fixed_names(tree) if not (n.startswith("__") and n.endswith("__"))}
+    canon: dict[str, str] = {}
+
+    def new(name: str) -> str:
+        if name not in names:
+            return name
+        return canon.setdefault(name, f"_v{len(canon)}")
+
+    for node in _preorder(tree):
+        if isinstance(node, ast.Name):
+            node.id = new(node.id)
+        elif isinstance(node, ast.arg):
+            node.arg = new(node.arg)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            node.name = new(node.name)
+        elif isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and node.name:
+            node.name = new(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            node.rest = new(node.rest)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            node.names = [new(n) for n in node.names]

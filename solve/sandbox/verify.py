@@ -5,11 +5,13 @@ runs on that view's grids; train accuracy is measured in the view (augmentations
 equals accuracy on the original), and test outputs are mapped back with `aug.invert_grid`.
 Duplicates (same view, same normalized source) run once; `copies` counts them. Each result also keeps
 what the program returned on the view's train inputs (for test-time search: hindsight relabelling and
-revision prompts, `solve.pipeline.search`).
+revision prompts, `solve.pipeline.search`). A program that is a lookup table of the train outputs
+(`lookup_table`) never counts as verified; its result says why.
 """
 
 from __future__ import annotations
 
+import ast
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -28,6 +30,7 @@ class Candidate:
     source: str
     view: Augmentation = field(default_factory=Augmentation)
     logprob: float | None = None  # the model's summed log-probability of the sampled text, when known
+    origin: str = "model"  # who wrote it: "model" (sampled), "dsl" (solve.dsl_search), or a search round's origin
 
 
 @dataclass
@@ -48,6 +51,8 @@ class ProgramResult:
     train_errors: list[str | None] = field(default_factory=list)
     train_cells: float = 0.0  # mean over train pairs of the share of cells right (0 for a wrong shape or a failure)
     logprob: float | None = None  # the best of its copies' log-probabilities, when known
+    origin: str = "model"  # the first copy's Candidate.origin
+    lookup: str | None = None  # why it is a lookup table (never verified), or None (`lookup_table`)
 
     @property
     def train_accuracy(self) -> float:
@@ -55,7 +60,8 @@ class ProgramResult:
 
     @property
     def verified(self) -> bool:
-        return self.train_total > 0 and self.train_correct == self.train_total
+        """Right on every train pair and not a lookup table of the train outputs."""
+        return self.train_total > 0 and self.train_correct == self.train_total and self.lookup is None
 
 
 def dedupe(candidates: Sequence[Candidate]) -> list[tuple[Candidate, list[str]]]:
@@ -99,8 +105,56 @@ def _result(cand: Candidate, dups: list[str], view: Task, rec: RunRecord, logpro
     return ProgramResult(
         cand.program_id, cand.view.name, cand.source, train_correct, n_train, tests, dict(errors),
         rec.seconds, rec.error, 1 + len(dups), tuple(dups), train_outputs, [r.error for r in ran],
-        float(np.mean(cells)) if cells else 0.0, logprob,
+        float(np.mean(cells)) if cells else 0.0, logprob, cand.origin,
+        lookup_table(cand.source, view, [None if r.output is None else _array(r.output) for r in rec.results[n_train:]]),
     )
+
+
+def lookup_table(source: str, view: Task, test_outputs: Sequence[np.ndarray | None]) -> str | None:
+    """Why a program is a lookup table of the train outputs (None when it is not), in its view's frame.
+
+    - "train output literal": its source holds a train output (more than one cell) as a nested list or
+      tuple literal: it is right on that pair because it was told the answer, not because it found a rule;
+    - "test output is train output k": it answers a test input with train pair k's output verbatim (more
+      than one cell) and that test input is not pair k's input: outputs chosen by input, not computed.
+    Only when no two train outputs are equal: where they repeat, the task is a choice among a few fixed
+    outputs, which a real rule may spell out and a test answer may repeat. Single cells and single-colour
+    grids are left alone too: a real rule may well name such an answer (a colour, a size) or return it.
+    On the true answers, the rule flags 1 of 400 ARC-AGI-1 evaluation tasks (d5c634a2, whose test answer
+    repeats a train output), none of the 400 training or 120 ARC-AGI-2 evaluation tasks.
+    """
+    train = view.train
+    if len({(p.output.shape, p.output.tobytes()) for p in train}) < len(train):
+        return None
+    telling = [p.output.size > 1 and not (p.output == p.output.flat[0]).all() for p in train]
+    outputs = [p.output for p, t in zip(train, telling) if t]
+    if outputs:
+        for grid in _grid_literals(source):
+            if any(grid.shape == o.shape and np.array_equal(grid, o) for o in outputs):
+                return "train output literal"
+    for out, x in zip(test_outputs, view.test_inputs):
+        for k, (p, t) in enumerate(zip(train, telling)):
+            if t and out is not None and np.array_equal(out, p.output) and not np.array_equal(x, p.input):
+                return f"test output is train output {k + 1}"
+    return None
+
+
+def _grid_literals(source: str) -> list[np.ndarray]:
+    """Every rectangular nested list/tuple literal of ints 0..9 in `source` (none when it does not parse)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    grids = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.List, ast.Tuple)) or not node.elts or not all(isinstance(e, (ast.List, ast.Tuple)) for e in node.elts):
+            continue
+        rows = [[c.value for c in row.elts if isinstance(c, ast.Constant)] for row in node.elts]
+        if all(len(r) == len(row.elts) and len(r) == len(rows[0]) for r, row in zip(rows, node.elts)) and rows[0] and all(
+            type(v) is int and 0 <= v <= 9 for r in rows for v in r
+        ):
+            grids.append(np.array(rows, dtype=np.uint8))
+    return grids
 
 
 def cell_accuracy(output: np.ndarray | None, expected: np.ndarray) -> float:

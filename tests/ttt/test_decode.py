@@ -52,7 +52,7 @@ def test_samples_are_seeded_locally_and_share_one_prefill(tiny, tokenizer, promp
 
     calls = []
     real = decode.prefill
-    monkeypatch.setattr(decode, "prefill", lambda m, ps, pad: calls.append(len(ps)) or real(m, ps, pad))
+    monkeypatch.setattr(decode, "prefill", lambda m, ps, pad, *a: calls.append(len(ps)) or real(m, ps, pad, *a))
     torch.manual_seed(1)
     before = torch.get_rng_state()
     a = sample(tiny, tokenizer, prompts, 4, 8, 1.0, 1.0, 5, [], pad_id(tokenizer), max_rows=8)
@@ -136,3 +136,22 @@ def test_merged_adapter_is_faithful_and_the_base_comes_back_bit_identical(tiny, 
     with pytest.raises(RuntimeError), merged_adapter(model):
         raise RuntimeError("a failure while sampling")
     assert all(torch.equal(p, base[n]) for n, p in model.named_parameters() if "base_layer" in n)
+
+
+def test_a_bf16_model_samples_unmerged(tiny, tokenizer, prompts):
+    """bf16 rounds most of a small delta away when merged: such a model is never merged, and nothing changes."""
+    from ttt.lora import merge_is_exact
+
+    model = wrap_lora(tiny.to(torch.bfloat16), LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    base = {n: p.detach().clone() for n, p in model.named_parameters() if "base_layer" in n}
+    with torch.no_grad(), merged_adapter(model):
+        assert not merge_is_exact(model) and not any(layer.merged for layer in lora_layers(model))
+        assert all(torch.equal(p, base[n]) for n, p in model.named_parameters() if "base_layer" in n)
+
+
+def test_a_bf16_merge_would_lose_most_of_a_small_delta():
+    """Why bf16 models sample unmerged: a delta of 1e-3 of the weight, added in bf16, mostly vanishes."""
+    w = torch.randn(256, 256)
+    delta = w * 1e-3 * torch.randn(256, 256).sign()
+    kept = (w.bfloat16() + delta.bfloat16()) != w.bfloat16()
+    assert kept.float().mean() < 0.3

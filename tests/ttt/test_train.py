@@ -149,3 +149,47 @@ def test_adapt_leaves_the_global_rng_alone_and_is_deterministic(make_tiny, token
     assert runs[0] == runs[1]
     other = fresh_adapt(wrap_lora(make_tiny(0), LoraConfig(r=8, dropout=0.3)), tokenizer, samples_of(flip_task), cfg.model_copy(update={"seed": 4}))
     assert other.losses != runs[0]
+
+
+def oom_above(model, max_tokens: int) -> list[int]:
+    """A device with room for `max_tokens` padded tokens per forward: a larger micro-batch raises the CUDA
+    allocator's error from inside the real forward. Returns the padded sizes of the forwards that ran."""
+    sizes: list[int] = []
+
+    def hook(_module, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        if ids.numel() > max_tokens:
+            raise torch.OutOfMemoryError(f"CUDA out of memory (injected: {ids.numel()} > {max_tokens} tokens)")
+        sizes.append(ids.numel())
+
+    model.get_base_model().get_decoder().register_forward_pre_hook(hook, with_kwargs=True)
+    return sizes
+
+
+def test_out_of_memory_halves_the_micro_batch_tokens_and_training_goes_on(model, tokenizer, flip_task):
+    samples = samples_of(flip_task)
+    longest = max(len(e.input_ids) for e in encode_samples(tokenizer, samples, 4096)[0])
+    sizes = oom_above(model, 2 * longest)
+    cfg = TrainConfig(steps=6, lr=1e-2, batch_tokens=8 * longest)
+    result = fresh_adapt(model, tokenizer, samples, cfg)
+    assert result.stopped_by == "steps" and result.steps == 6 and all(np.isfinite(result.losses))
+    assert result.out_of_memory == 2 and result.batch_tokens == 2 * longest  # 8x -> 4x -> 2x the longest sample
+    assert max(sizes) <= 2 * longest
+    assert all(p.grad is None for p in lora_parameters(model))  # nothing of the abandoned steps is left behind
+
+
+def test_out_of_memory_with_one_sample_per_micro_batch_ends_training_not_the_task(model, tokenizer, flip_task):
+    oom_above(model, 1)
+    result = fresh_adapt(model, tokenizer, samples_of(flip_task), TrainConfig(steps=4, batch_tokens=4096))
+    assert (result.steps, result.stopped_by) == (0, "out_of_memory") and result.out_of_memory >= 2
+    assert not model.training  # the loop's cleanup ran
+
+
+def test_the_optimizer_state_is_freed_before_sampling(model, tokenizer, flip_task):
+    from ttt.train import LocalRunner
+
+    runner = LocalRunner()
+    reset_adapter(model, 0)
+    adapt(model, tokenizer, samples_of(flip_task, 4), TrainConfig(steps=2, lr=1e-2), runner=runner)
+    assert not runner.optimizer.state, "AdamW moments outlive training"
+    assert all(p.grad is None for p in lora_parameters(model))

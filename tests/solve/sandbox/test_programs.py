@@ -3,6 +3,16 @@ import pytest
 from solve.sandbox.programs import extract_program, normalize_source
 
 FN = "def transform(grid):\n    return grid\n"
+RENAMED_A = (
+    "import numpy as np\nfrom solve.dsl import *\n\ndef helper(x):\n    return x + 1\n\n"
+    "def transform(grid):\n    out = np.array(grid)\n    for i, row in enumerate(out):\n        out[i] = helper(row)\n"
+    "    return [[v for v in r] for r in out]\n"
+)
+RENAMED_B = (
+    "import numpy as np\nfrom solve.dsl import *\n\ndef inc(y):  # one more\n    return y + 1\n\n"
+    "def transform(g):\n    res = np.array(g)\n    for k, line in enumerate(res):\n        res[k] = inc(line)\n"
+    "    return [[c for c in q] for q in res]\n"
+)
 
 
 @pytest.mark.parametrize(
@@ -47,6 +57,17 @@ def test_extract_nothing(text, reason):
         pytest.param(FN, "def transform(grid):\n    return grid[::-1]\n", False, id="different_code"),
         pytest.param("def transform(:\n  x", "def transform(:   \n\n  x", True, id="syntax_error_whitespace"),
         pytest.param("def transform(:\n  x", "def transform(:\n  y", False, id="syntax_error_different"),
+        # Renamed copies merge (the defect: ast.unparse alone kept every variable name).
+        pytest.param(RENAMED_A, RENAMED_B, True, id="renamed_variables"),
+        pytest.param("def transform(grid):\n    return rotate(grid)\n", "def transform(grid):\n    return flip(grid)\n", False,
+                     id="dsl_calls_keep_their_names"),
+        pytest.param("def transform(grid):\n    a = 1\n    b = 2\n    return a - b\n",
+                     "def transform(grid):\n    a = 1\n    b = 2\n    return b - a\n", False, id="which_name_where"),
+        pytest.param("import numpy as np\ndef transform(g):\n    return np.sum(g, axis=0)\n",
+                     "import numpy as np\ndef transform(g):\n    axis = 0\n    return np.sum(g, k=axis)\n", False,
+                     id="keyword_names_kept"),
+        pytest.param("def h(a):\n    return a\ndef transform(g):\n    return h(a=g)\n",
+                     "def h(b):\n    return b\ndef transform(g):\n    return h(a=g)\n", False, id="keyword_bound_name_kept"),
     ],
 )
 def test_normalize(a, b, same):

@@ -80,3 +80,42 @@ def test_train_outputs_are_kept_in_the_views_frame(sandbox):
         np.testing.assert_array_equal(out, pair.output)  # the view's frame, not the task's
     assert view.train_cells == 1.0 and view.train_errors == [None] * 3
     assert broken.train_outputs == [None] * 3 and broken.train_errors == ["syntax"] * 3 and broken.train_cells == 0.0
+
+
+def lookup_source(pairs, fallback: str) -> str:
+    """A program that answers each train input with its train output, written out; `fallback` otherwise."""
+    lines = ["def transform(g):"]
+    lines += [f"    if g == {p.input.tolist()}:\n        return {p.output.tolist()}" for p in pairs]
+    return "\n".join(lines) + f"\n    return {fallback}\n"
+
+
+def test_lookup_tables_never_verify(sandbox):
+    """Right on every train pair by holding the answers (a train output literal), or by answering the test
+    input with a train output: not verified, with the reason; the real rule still verifies."""
+    literal = lookup_source(TASK.train, "[r[::-1] for r in g]")
+    first = TASK.train[0]
+    chosen = (  # holds train inputs only: an input it does not know gets pair 1's answer
+        f"def transform(g):\n    if g not in {[p.input.tolist() for p in TASK.train]}:\n"
+        f"        g = {first.input.tolist()}\n    return [r[::-1] for r in g]\n"
+    )
+    got = {r.program_id: r for r in verify(TASK, [Candidate("rule", FLIP_LR), Candidate("literal", literal), Candidate("chosen", chosen)], sandbox)}
+    assert all(r.train_correct == 3 for r in got.values())
+    assert got["rule"].verified and got["rule"].lookup is None
+    assert not got["literal"].verified and got["literal"].lookup == "train output literal"
+    assert not got["chosen"].verified and got["chosen"].lookup == "test output is train output 1"
+
+
+def test_single_cells_and_repeated_outputs_are_not_lookups(sandbox):
+    """A 1x1 answer a rule names, and a test answer equal to a train output when train outputs repeat
+    (a choice among a few outputs), stay verified."""
+    one, two = np.array([[1]], np.uint8), np.array([[2]], np.uint8)
+    xs = [np.array([[v, 0]], np.uint8) for v in (1, 2, 1, 2)]
+    task = Task("pick", (Pair(xs[0], one), Pair(xs[1], two), Pair(xs[2], one)), (xs[3],), (two,))
+    src = "def transform(g):\n    return [[1]] if g[0][0] == 1 else [[2]]\n"
+    (r,) = verify(task, [Candidate("p", src)], sandbox)
+    assert r.verified and r.lookup is None
+    big = [np.full((2, 2), v, np.uint8) for v in (1, 2)]
+    task = Task("pick2", (Pair(xs[0], big[0]), Pair(xs[1], big[1]), Pair(xs[2], big[0])), (xs[3],), (big[1],))
+    spelled = "def transform(g):\n    return [[1, 1], [1, 1]] if g[0][0] == 1 else [[2, 2], [2, 2]]\n"
+    for r in verify(task, [Candidate("p", "def transform(g):\n    v = g[0][0]\n    return [[v, v], [v, v]]\n"), Candidate("q", spelled)], sandbox):
+        assert r.verified and r.lookup is None, r.program_id

@@ -19,8 +19,8 @@ TWO_TESTS = Task("t2", TASK.train, (TEST_IN, g([5, 6], [7, 8])))
 A, B, C, D = g([4, 3], [2, 1]), g([3, 4], [1, 2]), g([2, 1], [4, 3]), g([1, 3], [2, 4])
 
 
-def res(pid, outs, correct=1, total=1, source="x", copies=1, view="identity", logprob=None):
-    return ProgramResult(pid, view, source, correct, total, list(outs), {}, 0.0, None, copies, logprob=logprob)
+def res(pid, outs, correct=1, total=1, source="x", copies=1, view="identity", logprob=None, origin="model", lookup=None):
+    return ProgramResult(pid, view, source, correct, total, list(outs), {}, 0.0, None, copies, logprob=logprob, origin=origin, lookup=lookup)
 
 
 def picks(task, results, extras=None, order=MODES["code"].vote_order):
@@ -54,18 +54,22 @@ CASES = [
 ]
 
 
-# The verified tier's weight: distinct programs + distinct views agreeing on an output; then the model's
-# log-probability (known beats unknown), then copies, shortest, first.
+# The verified tier's weight: how often an output was produced (texts, copies included; one per distinct
+# behaviour of DSL-search programs) + distinct views; then the shortest program, then the model's
+# log-probability of the program under the task's prompt (program_scores), then first appearance.
 AGREEMENT = [
-    pytest.param([res("p1", [A], copies=5), res("p2", [B]), res("p3", [B])], [(B, 3), (A, 2)], id="two_programs_beat_five_copies"),
+    pytest.param([res("p1", [A], copies=5), res("p2", [B]), res("p3", [B])], [(A, 6), (B, 3)], id="copies_count_as_produced"),
+    # The defect: two renamed copies of a wrong program (two distinct texts) outvoted a right one written three times.
+    pytest.param([res("p1", [A], source="a = 1"), res("p2", [A], source="b = 1"), res("p3", [B], copies=3)], [(B, 4), (A, 3)],
+                 id="renamed_copies_do_not_outvote_repeats"),
     pytest.param([res("p1", [A]), res("p2", [A]), res("p3", [B]), res("p4", [B], view="rot90")], [(B, 4), (A, 3)],
                  id="a_second_view_adds_weight"),
     pytest.param([res("p1", [A], view="rot90"), res("p2", [B]), res("p3", [B]), res("p4", [A], view="flip")], [(A, 4), (B, 3)],
                  id="two_views_two_programs_beat_two_programs_one_view"),
-    pytest.param([res("p1", [A], logprob=-9.0), res("p2", [B], logprob=-2.0)], [(B, 2), (A, 2)], id="tie_broken_by_logprob"),
-    pytest.param([res("p1", [A], copies=3), res("p2", [B], logprob=-50.0)], [(B, 2), (A, 2)], id="known_logprob_before_copies"),
-    pytest.param([res("p1", [A], logprob=-9.0), res("p2", [A], logprob=-1.0), res("p3", [B], logprob=-0.5)], [(A, 3), (B, 2)],
-                 id="logprob_only_breaks_ties"),
+    pytest.param([res(f"d{k}", [A], source=f"s{k}", origin="dsl") for k in range(3)] + [res("p1", [B], copies=2)], [(B, 3), (A, 2)],
+                 id="dsl_enumerations_of_one_behaviour_count_once"),
+    pytest.param([res("p1", [A], logprob=-1.0, source="a longer one"), res("p2", [B], logprob=-9.0, source="short")], [(B, 2), (A, 2)],
+                 id="sampled_logprob_is_no_tie_break"),
     pytest.param([res("p1", [A], source="long one"), res("p2", [B], source="short")], [(B, 2), (A, 2)], id="all_unknown_shortest"),
     pytest.param([res("p1", [TEST_IN], logprob=0.0), res("p2", [A], logprob=-5.0), res("p3", [TEST_IN], view="rot90")], [(A, 2)],
                  id="degenerate_still_filtered"),
@@ -81,7 +85,28 @@ def test_verified_outputs_are_weighted_by_agreement(results, expected):
 
 def test_the_reason_keeps_the_best_logprob():
     (chosen,) = choose_attempts(TASK, [res("p1", [A], logprob=-3.0), res("p2", [A]), res("p3", [A], logprob=-1.25)], None, ("verified",))
-    assert chosen[0].reason["logprob"] == -1.25 and chosen[0].reason["agreement"] == 4
+    assert chosen[0].reason["logprob"] == -1.25 and chosen[0].reason["agreement"] == 4 and "program_logprob" not in chosen[0].reason
+
+
+def test_program_scores_break_ties_after_length():
+    """The model's log-probability of a program under the task's prompt decides between equally supported
+    outputs of equally long programs (known beats unknown); it never beats weight or length."""
+    tie = [res("p1", [A], source="x = 1"), res("p2", [B], source="y = 2")]
+    (chosen,) = choose_attempts(TASK, tie, None, ("verified",), program_scores={"p1": -9.0, "p2": -2.0})
+    assert [a.grid.tolist() for a in chosen] == [B.tolist(), A.tolist()] and chosen[0].reason["program_logprob"] == -2.0
+    (chosen,) = choose_attempts(TASK, tie, None, ("verified",), program_scores={"p2": -50.0})
+    assert chosen[0].grid.tolist() == B.tolist(), "known beats unknown"
+    longer = [res("p1", [A], source="x = 1"), res("p2", [B], source="y = 2 + 3")]
+    (chosen,) = choose_attempts(TASK, longer, None, ("verified",), program_scores={"p1": -9.0, "p2": -2.0})
+    assert chosen[0].grid.tolist() == A.tolist(), "the shorter program first"
+    (chosen,) = choose_attempts(TASK, tie + [res("p3", [A])], None, ("verified",), program_scores={"p2": 0.0})
+    assert chosen[0].grid.tolist() == A.tolist(), "weight first"
+
+
+def test_lookup_tables_are_never_verified_and_rank_last_in_partial():
+    results = [res("p1", [A], 2, 2, lookup="train output literal"), res("p2", [B], 1, 2)]
+    got = picks(TASK, results)
+    assert got == [[(B.tolist(), "partial"), (A.tolist(), "partial")]]
 
 
 @pytest.mark.parametrize("results, extras, mode, expected", CASES)
