@@ -13,8 +13,11 @@ Programs do `from solve.dsl import *` and compose calls, one per line:
 Rules every primitive keeps: it never changes its inputs, it returns a new uint8 grid (or an int,
 list, Object or tuple for queries), and it raises ValueError instead of returning an invalid grid
 (GridSizeError, a ValueError, when the result would be empty or larger than 30x30).
-"Background" is a grid's most common color; the cell-by-cell combinations and `crop_to_content`
-treat 0 (black) as empty. `solve.dsl.registry` lists every primitive with its argument types.
+"Background" (the empty cell) means one thing everywhere, `background_color`: the most common color
+with black (0) cells counted twice, ties to the smaller color (for the cell-by-cell combinations and
+panels, that of both grids or all panels together).
+`solve.dsl.registry` lists every primitive with its argument types; ALIASES are exported names
+outside the registry (duplicates and helpers), kept so programs written with them still run.
 """
 
 from solve.dsl.build import bar_h, bar_v, blank_like, canvas, checkerboard, diagonal_grid, stripes_h, stripes_v
@@ -104,6 +107,31 @@ from solve.dsl.objects import (
     smallest,
     smallest_object,
 )
+from solve.dsl.objsets import (
+    delete_objects,
+    keep_objects,
+    map_objects,
+    move_toward,
+    paint_region,
+    parts,
+    recolor_by_rank,
+    select_object,
+    select_objects,
+    slide,
+)
+from solve.dsl.panels import combine_panels, odd_panel, panel, panel_colors, stack_panels
+from solve.dsl.pattern import (
+    connect,
+    connect_same,
+    crop_to_color,
+    denoise,
+    extend_all,
+    fill_periodic,
+    fill_symmetric,
+    pinwheel,
+    rotate_quad,
+    self_tile,
+)
 
 __all__ = [
     # Not primitives: the converter, the Object type, the size error and the direction names.
@@ -130,7 +158,17 @@ __all__ = [
     "overlay", "cell_and", "cell_or", "cell_xor", "cell_nor", "cell_diff",
     # build
     "canvas", "blank_like", "bar_h", "bar_v", "checkerboard", "stripes_h", "stripes_v", "diagonal_grid",
+    # object sets
+    "parts", "select_objects", "select_object", "keep_objects", "delete_objects", "paint_region",
+    "map_objects", "slide", "move_toward", "recolor_by_rank",
+    # panels
+    "panel", "odd_panel", "combine_panels", "stack_panels", "panel_colors",
+    # patterns
+    "fill_periodic", "fill_symmetric", "self_tile", "rotate_quad", "pinwheel", "crop_to_color", "connect", "connect_same", "extend_all", "denoise",
 ]  # fmt: skip
 
 SUPPORT = ("to_array", "Object", "GridSizeError", "DIRECTIONS")
-PRIMITIVES = tuple(name for name in __all__ if name not in SUPPORT)  # the functions in solve.dsl.registry
+# Importable for older programs but not in the registry: transpose is flip_diag, and bbox / colors_of
+# return types no primitive takes.
+ALIASES = ("transpose", "bbox", "colors_of")
+PRIMITIVES = tuple(name for name in __all__ if name not in SUPPORT and name not in ALIASES)  # in solve.dsl.registry

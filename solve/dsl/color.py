@@ -1,14 +1,16 @@
 """Colors: recoloring, color queries and the background.
 
-The background of a grid is its most common color (ties go to the smaller color), as in ARC where
-most grids are a field of one color with things drawn on it.
+The background of a grid (`background_color`, core.background_of) is its most common color with
+black cells counted twice, as in ARC where most grids are a field of one color with things drawn on
+it and that field is usually black: a 3x3 pattern with five colored cells still has a black
+background. `most_common_color` is the plain most common color.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from solve.dsl.core import NUM_COLORS, Color, ColorMap, Colors, Grid, Int, check_color
+from solve.dsl.core import NUM_COLORS, Color, ColorMap, Colors, Grid, Int, background_of, check_color
 
 
 def _counts(grid: Grid) -> np.ndarray:
@@ -40,14 +42,14 @@ def replace_foreground(grid: Grid, color: Color) -> Grid:
     """Paint every cell that is not background with one color."""
     color = check_color(color)
     out = grid.copy()
-    out[grid != background_color(grid)] = color
+    out[grid != background_of(grid)] = color
     return out
 
 
 def keep_color(grid: Grid, color: Color) -> Grid:
     """Keep only the cells of one color; every other cell becomes background."""
     color = check_color(color)
-    out = np.full_like(grid, background_color(grid))
+    out = np.full_like(grid, background_of(grid))
     out[grid == color] = color
     return out
 
@@ -56,13 +58,13 @@ def remove_color(grid: Grid, color: Color) -> Grid:
     """Turn the cells of one color into background."""
     color = check_color(color)
     out = grid.copy()
-    out[grid == color] = background_color(grid)
+    out[grid == color] = background_of(grid)
     return out
 
 
 def background_color(grid: Grid) -> Color:
-    """The most common color (ties go to the smaller color)."""
-    return int(np.argmax(_counts(grid)))
+    """The background: the most common color, black cells counted twice (ties go to the smaller color)."""
+    return background_of(grid)
 
 
 def most_common_color(grid: Grid) -> Color:
@@ -79,7 +81,7 @@ def least_common_color(grid: Grid) -> Color:
 def most_common_foreground(grid: Grid) -> Color:
     """The most common color other than the background; the background itself if there is no other."""
     counts = _counts(grid)
-    bg = int(np.argmax(counts))
+    bg = background_of(grid)
     counts[bg] = 0
     return int(np.argmax(counts)) if counts.any() else bg
 

@@ -26,6 +26,25 @@ Direction: TypeAlias = str  # one of DIRECTIONS
 Colors: TypeAlias = "list[int]"
 ColorMap: TypeAlias = "dict[int, int]"
 Box: TypeAlias = "tuple[int, int, int, int]"  # (top, left, height, width)
+# Names chosen from a short fixed list (the tuples below), so a search can enumerate them like colors.
+ObjectFilter: TypeAlias = str  # one of OBJECT_FILTERS: which objects of a set to keep
+Region: TypeAlias = str  # one of REGIONS: which cells around or inside each object to paint
+ObjectAction: TypeAlias = str  # one of OBJECT_ACTIONS: what to do to each object in place
+LineMode: TypeAlias = str  # one of LINE_MODES: along which lines same-colored cells are connected
+CombineOp: TypeAlias = str  # one of COMBINE_OPS: how the panels of a split grid are combined cell by cell
+
+# Each tuple is in rough order of usefulness on ARC tasks: a capped enumeration tries the first ones.
+OBJECT_FILTERS = (
+    "largest", "smallest", "has_hole", "unique_color", "unique_shape", "touches_border", "inner",
+    "rectangle", "symmetric", "single_cell", "unique_size", "no_hole", "multi_cell",
+)  # fmt: skip
+REGIONS = (
+    "cells", "holes", "interior", "bbox", "halo8", "frame", "outline", "halo",
+    "up", "down", "left", "right", "rows", "cols", "diagonals",
+)  # fmt: skip
+OBJECT_ACTIONS = ("majority", "minority", "swap", "flip_h", "flip_v", "rot180")
+LINE_MODES = ("h", "v", "hv", "diag", "all")
+COMBINE_OPS = ("and", "or", "xor", "nor", "diff")
 
 # Name -> (row step, column step). Rows grow downwards.
 DIRECTIONS: dict[str, tuple[int, int]] = {
@@ -84,6 +103,22 @@ def check_direction(d: str) -> tuple[int, int]:
         return DIRECTIONS[d]
     except (KeyError, TypeError):
         raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {d!r}") from None
+
+
+def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
+    """The value if it is one of the choices; raise ValueError naming them otherwise."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{what} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def background_of(grid: Grid) -> Color:
+    """The DSL's one meaning of background: the most common color, black (0) cells counted twice, ties to the smaller color."""
+    counts = np.bincount(grid.ravel(), minlength=NUM_COLORS)
+    # Black is ARC's usual empty cell: a small grid more than half drawn on (a 3x3 pattern, a panel)
+    # still has a black background, while a field of another color with a few black cells keeps its own.
+    counts[0] *= 2
+    return int(np.argmax(counts))
 
 
 def grid_out(a: np.ndarray) -> Grid:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from solve.dsl.color import background_color
-from solve.dsl.core import Bool, Color, Direction, Grid, Index, Mask, check_color, check_direction
+from solve.dsl.core import Bool, Color, Direction, Grid, Index, Mask, background_of, check_color, check_direction
 from solve.dsl.objects import Object, check_inside, component_ids
 
 
@@ -20,7 +19,7 @@ def mask_of_color(grid: Grid, color: Color) -> Mask:
 
 def foreground_mask(grid: Grid) -> Mask:
     """1 where the grid is not background, else 0."""
-    return (grid != background_color(grid)).astype(np.uint8)
+    return (grid != background_of(grid)).astype(np.uint8)
 
 
 def invert_mask(mask: Mask) -> Mask:
@@ -67,7 +66,7 @@ def extend_color(grid: Grid, color: Color, direction: Direction) -> Grid:
     color = check_color(color)
     dr, dc = check_direction(direction)
     h, w = grid.shape
-    bg = background_color(grid)
+    bg = background_of(grid)
     out = grid.copy()
     for row, col in zip(*np.nonzero(grid == color)):
         rows, cols = _ray(h, w, int(row), int(col), dr, dc)
@@ -84,7 +83,7 @@ def cross_lines(grid: Grid, color: Color) -> Grid:
     hit = grid == color
     lines = hit.any(axis=1)[:, None] | hit.any(axis=0)[None, :]
     out = grid.copy()
-    out[lines & (grid == background_color(grid))] = color
+    out[lines & (grid == background_of(grid))] = color
     return out
 
 
@@ -115,14 +114,14 @@ def fill_box(grid: Grid, obj: Object, color: Color) -> Grid:
     top, left, h, w = obj.bbox
     out = grid.copy()
     window = out[top : top + h, left : left + w]
-    window[window == background_color(grid)] = color
+    window[window == background_of(grid)] = color
     return out
 
 
 def halo(grid: Grid, color: Color, diagonal: Bool) -> Grid:
     """Paint background cells that touch a non-background cell (also corner to corner when diagonal)."""
     color = check_color(color)
-    bg = background_color(grid)
+    bg = background_of(grid)
     fg = np.pad(grid != bg, 1)
     h, w = grid.shape
     near = fg[:-2, 1:-1] | fg[2:, 1:-1] | fg[1:-1, :-2] | fg[1:-1, 2:]
@@ -148,7 +147,7 @@ def flood_fill(grid: Grid, row: Index, col: Index, color: Color) -> Grid:
 def fill_enclosed(grid: Grid, color: Color) -> Grid:
     """Paint background cells that cannot reach the border through 4-connected background cells."""
     color = check_color(color)
-    bg = background_color(grid)
+    bg = background_of(grid)
     comp = component_ids(grid, False)
     is_bg = grid == bg
     border = np.zeros_like(is_bg)
@@ -162,7 +161,7 @@ def fill_enclosed(grid: Grid, color: Color) -> Grid:
 
 def complete_symmetry_h(grid: Grid) -> Grid:
     """Fill background cells from their left-right mirror cell, making the picture more symmetric."""
-    bg = background_color(grid)
+    bg = background_of(grid)
     mirror = grid[:, ::-1]
     out = grid.copy()
     take = (grid == bg) & (mirror != bg)
@@ -172,7 +171,7 @@ def complete_symmetry_h(grid: Grid) -> Grid:
 
 def complete_symmetry_v(grid: Grid) -> Grid:
     """Fill background cells from their upside-down mirror cell, making the picture more symmetric."""
-    bg = background_color(grid)
+    bg = background_of(grid)
     mirror = grid[::-1, :]
     out = grid.copy()
     take = (grid == bg) & (mirror != bg)
@@ -185,7 +184,7 @@ def gravity(grid: Grid, direction: Direction) -> Grid:
     dr, dc = check_direction(direction)
     if dr and dc:
         raise ValueError(f"gravity needs up, down, left or right, got {direction!r}")
-    bg = background_color(grid)
+    bg = background_of(grid)
     # Work on columns falling down; turn the grid so that `direction` becomes down, then back.
     turns = {(1, 0): 0, (0, 1): -1, (-1, 0): 2, (0, -1): 1}[(dr, dc)]  # rot90 turns counter-clockwise
     g = np.rot90(grid, turns)

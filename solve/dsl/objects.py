@@ -14,21 +14,30 @@ from typing import TypeAlias
 
 import numpy as np
 
-from solve.dsl.color import background_color
-from solve.dsl.core import Bool, Box, Color, Grid, Int, Offset, check_color, check_side, grid_out
+from solve.dsl.core import Bool, Box, Color, Grid, Int, Offset, background_of, check_color, check_side, grid_out
 
 
 @dataclass(frozen=True)
 class Object:
-    """A connected set of cells of one color: cells are (row, col) in row-major order, bbox is (top, left, height, width)."""
+    """A connected set of cells: cells are (row, col) in row-major order, bbox is (top, left, height, width).
+
+    A one-color object (from `objects`) leaves `colors` empty; a multicolor part (from `parts`) holds
+    every cell's color there, in the order of `cells`, and its most common color in `color`.
+    """
 
     color: int
     cells: tuple[tuple[int, int], ...]
     bbox: tuple[int, int, int, int]
+    colors: tuple[int, ...] = ()
 
     @property
     def size(self) -> int:
         return len(self.cells)
+
+    @property
+    def values(self) -> tuple[int, ...]:
+        """Every cell's color, in the order of `cells`."""
+        return self.colors or (self.color,) * len(self.cells)
 
 
 Objects: TypeAlias = "tuple[Object, ...]"
@@ -69,7 +78,7 @@ def component_ids(grid: np.ndarray, diagonal: bool) -> np.ndarray:
 
 
 @lru_cache(maxsize=4096)
-def _components(shape: tuple[int, int], data: bytes, diagonal: bool, without_bg: bool) -> tuple[Object, ...]:
+def object_components(shape: tuple[int, int], data: bytes, diagonal: bool, without_bg: bool) -> tuple[Object, ...]:
     grid = np.frombuffer(data, dtype=np.uint8).reshape(shape)
     comp = component_ids(grid, diagonal)
     flat = comp.ravel()
@@ -83,7 +92,7 @@ def _components(shape: tuple[int, int], data: bytes, diagonal: bool, without_bg:
     left, right = np.minimum.reduceat(cols, first).tolist(), np.maximum.reduceat(cols, first).tolist()
     cells = list(zip(rows.tolist(), cols.tolist()))
     ends = [*first.tolist()[1:], len(cells)]
-    bg = background_color(grid) if without_bg else -1
+    bg = background_of(grid) if without_bg else -1
     out = []
     for i, (start, end) in enumerate(zip(first.tolist(), ends)):
         if colors[i] != bg:
@@ -97,7 +106,7 @@ def _components(shape: tuple[int, int], data: bytes, diagonal: bool, without_bg:
 def objects(grid: Grid, diagonal: Bool, without_bg: Bool) -> Objects:
     """Connected same-color components (8-connected when diagonal), in reading order; background ones left out when without_bg."""
     data = np.ascontiguousarray(grid, dtype=np.uint8).tobytes()
-    return _components(grid.shape, data, bool(diagonal), bool(without_bg))
+    return object_components(grid.shape, data, bool(diagonal), bool(without_bg))
 
 
 def objects_of_color(grid: Grid, color: Color, diagonal: Bool) -> Objects:
@@ -169,11 +178,12 @@ def crop_to_object(grid: Grid, obj: Object) -> Grid:
 
 
 def crop_to_content(grid: Grid) -> Grid:
-    """The smallest window holding every cell that is not 0 (black, ARC's usual background)."""
-    rows = np.flatnonzero(grid.any(axis=1))
+    """The smallest window holding every cell that is not background."""
+    fg = grid != background_of(grid)
+    rows = np.flatnonzero(fg.any(axis=1))
     if rows.size == 0:
-        check_side(0, 0, "crop of an all-0 grid")
-    cols = np.flatnonzero(grid.any(axis=0))
+        check_side(0, 0, "crop of a one-color grid")
+    cols = np.flatnonzero(fg.any(axis=0))
     return grid_out(grid[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
 
 
@@ -182,10 +192,10 @@ def move_object(grid: Grid, obj: Object, dr: Offset, dc: Offset) -> Grid:
     check_inside(grid, obj)
     out = grid.copy()
     rows, cols = _index(obj)
-    out[rows, cols] = background_color(grid)
+    out[rows, cols] = background_of(grid)
     rows, cols = rows + int(dr), cols + int(dc)
     keep = (rows >= 0) & (rows < grid.shape[0]) & (cols >= 0) & (cols < grid.shape[1])
-    out[rows[keep], cols[keep]] = obj.color
+    out[rows[keep], cols[keep]] = np.array(obj.values, dtype=np.uint8)[keep]
     return out
 
 
@@ -200,20 +210,20 @@ def recolor_object(grid: Grid, obj: Object, color: Color) -> Grid:
 
 def delete_object(grid: Grid, obj: Object) -> Grid:
     """Turn the object's cells into background."""
-    return recolor_object(grid, obj, background_color(grid))
+    return recolor_object(grid, obj, background_of(grid))
 
 
 def keep_object(grid: Grid, obj: Object) -> Grid:
     """Only the object on an empty background of the grid's size."""
     check_inside(grid, obj)
-    out = np.full_like(grid, background_color(grid))
-    out[_index(obj)] = obj.color
+    out = np.full_like(grid, background_of(grid))
+    out[_index(obj)] = obj.values
     return out
 
 
 def remove_small_objects(grid: Grid, max_size: Int, diagonal: Bool) -> Grid:
     """Turn every non-background object of at most max_size cells into background (denoise)."""
-    bg = background_color(grid)
+    bg = background_of(grid)
     out = grid.copy()
     for o in objects(grid, diagonal, True):
         if len(o.cells) <= max_size:

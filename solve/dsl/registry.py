@@ -3,11 +3,18 @@
 A program generator composes typed calls from this table (solve.synth.program). The type names
 are the aliases that annotate the primitives (solve.dsl.core), and a test checks that each entry
 matches the real function's signature, so the table cannot drift from the code.
+
+Every type is reachable: a value of it is either a constant (CONSTANT_TYPES; CHOICES lists the whole
+range of the enumerable ones, PARAM_CHOICES narrows it for some parameters) or the result of some
+primitive, and every type but Grid is taken by some primitive. Names exported by solve.dsl but not
+listed here (solve.dsl.ALIASES) are duplicates or helpers kept only so older programs still run.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from solve.dsl.core import COMBINE_OPS, DIRECTIONS, LINE_MODES, OBJECT_ACTIONS, OBJECT_FILTERS, REGIONS
 
 # Value types. What each holds is documented on the alias of the same name in solve.dsl.core.
 GRID = "Grid"
@@ -22,8 +29,31 @@ OBJECT = "Object"
 OBJECTS = "Objects"
 COLORS = "Colors"
 COLOR_MAP = "ColorMap"
-BOX = "Box"
-TYPES = (GRID, MASK, COLOR, INT, INDEX, OFFSET, BOOL, DIRECTION, OBJECT, OBJECTS, COLORS, COLOR_MAP, BOX)
+BOX = "Box"  # bbox's result: no registered primitive takes it, so bbox is an alias outside the registry
+OBJECT_FILTER = "ObjectFilter"
+REGION = "Region"
+OBJECT_ACTION = "ObjectAction"
+LINE_MODE = "LineMode"
+COMBINE_OP = "CombineOp"
+TYPES = (
+    GRID, MASK, COLOR, INT, INDEX, OFFSET, BOOL, DIRECTION, OBJECT, OBJECTS, COLOR_MAP,
+    OBJECT_FILTER, REGION, OBJECT_ACTION, LINE_MODE, COMBINE_OP,
+)  # fmt: skip
+# Types whose values are written as constants in programs (a search draws or enumerates them).
+CONSTANT_TYPES = (COLOR, INT, INDEX, OFFSET, BOOL, DIRECTION, COLOR_MAP, OBJECT_FILTER, REGION, OBJECT_ACTION, LINE_MODE, COMBINE_OP)
+# Every value of the enumerable constant types (colors, sizes and offsets come from the task instead).
+CHOICES: dict[str, tuple] = {
+    BOOL: (False, True),
+    DIRECTION: tuple(DIRECTIONS),
+    OBJECT_FILTER: OBJECT_FILTERS,
+    REGION: REGIONS,
+    OBJECT_ACTION: OBJECT_ACTIONS,
+    LINE_MODE: LINE_MODES,
+    COMBINE_OP: COMBINE_OPS,
+}
+STRAIGHT = ("up", "down", "left", "right")
+# Parameters that accept only part of their type's choices (anything else raises ValueError).
+PARAM_CHOICES: dict[tuple[str, str], tuple] = {("gravity", "direction"): STRAIGHT, ("slide", "direction"): STRAIGHT}
 
 
 @dataclass(frozen=True)
@@ -65,7 +95,6 @@ REGISTRY: tuple[Primitive, ...] = (
     _p("flip_v", GRID, "grid:Grid"),
     _p("flip_diag", GRID, "grid:Grid"),
     _p("flip_antidiag", GRID, "grid:Grid"),
-    _p("transpose", GRID, "grid:Grid"),
     _p("crop", GRID, "grid:Grid", "top:Index", "left:Index", "height:Int", "width:Int"),
     _p("pad", GRID, "grid:Grid", "n:Int", "color:Color"),
     _p("tile", GRID, "grid:Grid", "rows:Int", "cols:Int"),
@@ -96,7 +125,6 @@ REGISTRY: tuple[Primitive, ...] = (
     _p("most_common_color", COLOR, "grid:Grid"),
     _p("least_common_color", COLOR, "grid:Grid"),
     _p("most_common_foreground", COLOR, "grid:Grid"),
-    _p("colors_of", COLORS, "grid:Grid"),
     _p("count_color", INT, "grid:Grid", "color:Color"),
     _p("count_colors", INT, "grid:Grid"),
     # objects
@@ -107,7 +135,6 @@ REGISTRY: tuple[Primitive, ...] = (
     _p("largest_object", OBJECT, "grid:Grid", "diagonal:Bool"),
     _p("smallest_object", OBJECT, "grid:Grid", "diagonal:Bool"),
     _p("count_objects", INT, "grid:Grid", "diagonal:Bool"),
-    _p("bbox", BOX, "obj:Object"),
     _p("object_size", INT, "obj:Object"),
     _p("object_color", COLOR, "obj:Object"),
     _p("crop_to_object", GRID, "grid:Grid", "obj:Object"),
@@ -143,6 +170,34 @@ REGISTRY: tuple[Primitive, ...] = (
     _p("cell_xor", GRID, "a:Grid", "b:Grid", "color:Color"),
     _p("cell_nor", GRID, "a:Grid", "b:Grid", "color:Color"),
     _p("cell_diff", GRID, "a:Grid", "b:Grid", "color:Color"),
+    # object sets
+    _p("parts", OBJECTS, "grid:Grid", "diagonal:Bool"),
+    _p("select_objects", OBJECTS, "grid:Grid", "pred:ObjectFilter", "diagonal:Bool", "multicolor:Bool"),
+    _p("select_object", OBJECT, "grid:Grid", "pred:ObjectFilter", "diagonal:Bool", "multicolor:Bool"),
+    _p("keep_objects", GRID, "grid:Grid", "objs:Objects"),
+    _p("delete_objects", GRID, "grid:Grid", "objs:Objects"),
+    _p("paint_region", GRID, "grid:Grid", "objs:Objects", "region:Region", "color:Color"),
+    _p("map_objects", GRID, "grid:Grid", "objs:Objects", "action:ObjectAction"),
+    _p("slide", GRID, "grid:Grid", "objs:Objects", "direction:Direction"),
+    _p("move_toward", GRID, "grid:Grid", "objs:Objects", "color:Color"),
+    _p("recolor_by_rank", GRID, "grid:Grid", "objs:Objects"),
+    # panels
+    _p("panel", GRID, "grid:Grid", "rows:Int", "cols:Int", "index:Index"),
+    _p("odd_panel", GRID, "grid:Grid"),
+    _p("combine_panels", GRID, "grid:Grid", "op:CombineOp", "color:Color"),
+    _p("panel_colors", GRID, "grid:Grid"),
+    _p("stack_panels", GRID, "grid:Grid", "first_on_top:Bool"),
+    # patterns
+    _p("fill_periodic", GRID, "grid:Grid", "color:Color"),
+    _p("fill_symmetric", GRID, "grid:Grid", "color:Color"),
+    _p("self_tile", GRID, "grid:Grid", "color:Color", "fill:Color"),
+    _p("rotate_quad", GRID, "grid:Grid"),
+    _p("pinwheel", GRID, "grid:Grid"),
+    _p("crop_to_color", GRID, "grid:Grid", "color:Color"),
+    _p("connect", GRID, "grid:Grid", "color:Color", "fill:Color", "lines:LineMode"),
+    _p("connect_same", GRID, "grid:Grid", "lines:LineMode"),
+    _p("extend_all", GRID, "grid:Grid", "direction:Direction"),
+    _p("denoise", GRID, "grid:Grid", "color:Color"),
     # build
     _p("canvas", GRID, "color:Color", "height:Int", "width:Int"),
     _p("blank_like", GRID, "grid:Grid", "color:Color"),

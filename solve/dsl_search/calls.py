@@ -26,12 +26,13 @@ from solve.dsl import registry as reg
 # primitives), a constant, or a query call on `cur`.
 CUR, INPUT, CONST, QUERY = "cur", "input", "const", "query"
 
-MAX_COMBOS = 96  # argument combinations kept per primitive (constants first); keeps depth 1 ~2-4k calls
-_STRAIGHT = ("up", "down", "left", "right")
-_CHOICES: dict[tuple[str, str], tuple[Any, ...]] = {("gravity", "direction"): _STRAIGHT}
-# Queries that only duplicate another under a second name are left out of the search.
-_SKIP_QUERIES = frozenset({"background_color"})
-_SKIP_PRIMS = frozenset({"transpose"})  # = flip_diag
+# Argument combinations kept per primitive, constants first. A primitive with a parameter of one of the
+# registry's enumerable concept types (regions, object filters and actions, combine ops...) keeps up to
+# WIDE_COMBOS, all-constant ones first (what such a rule varies is its choice and its colors); others
+# keep MAX_COMBOS. Keeps depth 1 at ~3-4k calls per task.
+MAX_COMBOS = 96
+WIDE_COMBOS = 320
+_NARROW_CHOICES = (reg.BOOL, reg.DIRECTION)
 
 
 @dataclass(frozen=True)
@@ -127,11 +128,10 @@ def pair_color_map(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[int, 
 
 def constants(type_: str, prim: str, param: str, palette: tuple[int, ...], sizes: tuple[int, ...], color_map: dict | None) -> list[Any]:
     """The constants tried for one parameter (empty: the type has none, only queries)."""
-    if (prim, param) in _CHOICES:
-        return list(_CHOICES[(prim, param)])
-    choices = getattr(reg, "CHOICES", {})  # enumerable constant types the registry may declare
-    if type_ in choices:
-        return list(choices[type_])
+    if (prim, param) in reg.PARAM_CHOICES:
+        return list(reg.PARAM_CHOICES[(prim, param)])
+    if type_ in reg.CHOICES:  # the registry's enumerable types (directions, regions, object filters...)
+        return list(reg.CHOICES[type_])
     if type_ == reg.COLOR:
         return list(palette)
     if type_ == reg.INT:
@@ -154,7 +154,7 @@ def query_options(type_: str, palette: tuple[int, ...], sizes: tuple[int, ...], 
     the grid and whose others take constants, each with its constants filled."""
     out = []
     for p in reg.returning(type_):
-        if p.name in _SKIP_QUERIES or not p.params or p.params[0].type != reg.GRID:
+        if not p.params or p.params[0].type != reg.GRID:
             continue
         rest = p.params[1:]
         if any(q.type == reg.GRID for q in rest):
@@ -167,7 +167,8 @@ def query_options(type_: str, palette: tuple[int, ...], sizes: tuple[int, ...], 
 
 
 def build_calls(
-    pairs: Sequence[tuple[np.ndarray, np.ndarray]], test_inputs: Sequence[np.ndarray], max_combos: int = MAX_COMBOS
+    pairs: Sequence[tuple[np.ndarray, np.ndarray]], test_inputs: Sequence[np.ndarray], max_combos: int = MAX_COMBOS,
+    wide_combos: int = WIDE_COMBOS,
 ) -> CallTable:
     """Every call worth trying on this task (see the module doc)."""
     palette = task_palette([g for p in pairs for g in p] + list(test_inputs))
@@ -178,8 +179,6 @@ def build_calls(
     skipped: dict[str, str] = {}
     queries: dict[str, list] = {}
     for prim in reg.returning(reg.GRID):
-        if prim.name in _SKIP_PRIMS:
-            continue
         grid_params = [p for p in prim.params if p.type == reg.GRID]
         if not grid_params:
             skipped[prim.name] = "takes no grid (a constant output)"
@@ -192,6 +191,7 @@ def build_calls(
             skipped[prim.name] = f"{len(grid_params)} grid parameters"
             continue
         options: list[list[Arg]] = []
+        const_options: list[list[Arg]] = []
         for p in prim.params:
             if p.type == reg.GRID:
                 continue
@@ -203,14 +203,38 @@ def build_calls(
             if not found:
                 break
             options.append(found)
+            const_options.append(consts)
         else:
-            combos = _capped_product(options, max_combos)
+            wide = any(p.type in reg.CHOICES and p.type not in _NARROW_CHOICES for p in prim.params)
+            cap = wide_combos if wide else max_combos
+            combos = _wide_product(options, const_options, cap) if wide else []
+            if len(combos) < cap:
+                taken = set(map(_ids, combos))
+                combos += [c for c in _capped_product(options, cap) if _ids(c) not in taken][: cap - len(combos)]
             for sources in grid_sources:
                 for combo in combos:
                     calls.append(Call(prim.name, _place(prim, sources, combo)))
             continue
         skipped[prim.name] = f"no constant or query for parameter type {p.type}"
     return CallTable(calls, fitted, skipped)
+
+
+def _wide_product(options: list[list[Arg]], const_options: list[list[Arg]], cap: int) -> list[tuple[Arg, ...]]:
+    """For a primitive with an enumerable concept parameter: every constant of the parameters that have
+    constants (its choices, the task's colors), and for query-only parameters (objects, masks) as many
+    of their first queries as the cap leaves room for."""
+    fixed = 1
+    for c in const_options:
+        fixed *= len(c) or 1
+    room = max(1, cap // fixed)
+    n_query_only = sum(not c for c in const_options)
+    per_query = max(1, int(room ** (1 / n_query_only))) if n_query_only else 1
+    lists = [c if c else o[:per_query] for o, c in zip(options, const_options)]
+    return list(product(*lists))[:cap]
+
+
+def _ids(combo: tuple[Arg, ...]) -> tuple[int, ...]:
+    return tuple(id(a) for a in combo)
 
 
 def _place(prim: reg.Primitive, sources: tuple[str, ...], combo: tuple[Arg, ...]) -> tuple[Arg, ...]:

@@ -20,7 +20,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from augment.contamination import clean_training, contaminated, evaluation_grid_keys, grid_key
+from augment.contamination import clean_training, contaminated, leaks
 from augment.gridtext import grid_to_text
 from augment.loo import build_samples
 from augment.sets import get_set
@@ -112,15 +112,14 @@ def real_examples(datasets: Sequence[str], per_task: int, seed: int, max_side: i
     if per_task <= 0:
         return examples, reports
     spec = get_set("geometric+color")
-    eval_keys = evaluation_grid_keys()
     for name in datasets:
         tasks, report = clean_training(name)
         small = [t for t in tasks if t.max_side <= max_side]
         reports.append({**{k: v for k, v in report.items() if k != "excluded_ids"}, "larger_than_max_side": len(tasks) - len(small)})
         for i, task in enumerate(small):
             samples, _ = build_samples(task, spec, per_task, np.random.default_rng([seed, i]))
-            # An augmentation of a clean task can still hit an evaluation grid (small grids recoloured or turned).
-            kept = [s for s in samples[:per_task] if not any(grid_key(g) in eval_keys for g in _sample_grids(s))]
+            # An augmentation of a clean task can still hit a small evaluation grid (recoloured or turned).
+            kept = [s for s in samples[:per_task] if not any(leaks(g) for g in _sample_grids(s))]
             reports[-1]["augmented_dropped"] = reports[-1].get("augmented_dropped", 0) + len(samples[:per_task]) - len(kept)
             examples += [
                 Example("grid", s.context, s.query, (), grid_to_text(s.target), f"{task.id}:{s.augmentation.name}:{s.held_out}")

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from augment.contamination import grid_key
+from augment.contamination import grid_key, is_trivial, leaks
 from augment.transforms import dihedral
 from solve.dsl import GridSizeError
 from solve.dsl.registry import GRID
@@ -107,7 +107,8 @@ def judge(
         for d in range(1, 8):
             if all(_same(o, dihedral(d, g)) for o, g in zip(outputs, inputs)):
                 return Verdict("dihedral")
-    if any(grid_key(g) in eval_keys for g in (*inputs, *outputs)):
+    # augment.contamination's rule: an evaluation grid or its turned/recolored twin (one-color grids leak nothing).
+    if any((grid_key(g) in eval_keys and not is_trivial(g)) or leaks(g) for g in (*inputs, *outputs)):
         return Verdict("contaminated")
     key = behaviour_key(inputs, outputs)
     if key in seen:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from augment.contamination import clean_training, evaluation_grid_keys, grid_key
+from augment.contamination import clean_training, evaluation_grid_keys, leaks
 from augment.tasks import Task
 from solve.synth.check import REASONS, judge
 from solve.synth.inputs import arc_inputs, arc_pool, generated_inputs
@@ -192,7 +192,7 @@ def generate_corpus(
     _write(Path(out_dir), seed, accepted)
 
     written = [g for t in accepted for pair in (*t.train, *t.test) for g in pair]
-    leaked = sum(grid_key(g) in sources.eval_keys for g in written)
+    leaked = sum(leaks(g) for g in written)
     seconds = time.perf_counter() - start
     gen_seconds = generated - loaded
     n_rejects = sum(rejects.values())

@@ -23,16 +23,18 @@ import numpy as np
 import solve.dsl as dsl
 from solve.dsl.registry import (
     BOOL,
+    CHOICES,
     COLOR,
     COLOR_MAP,
-    DIRECTION,
     GRID,
     INDEX,
     INT,
     MASK,
     OBJECT,
+    OBJECT_FILTER,
     OBJECTS,
     OFFSET,
+    PARAM_CHOICES,
     Primitive,
     by_name,
     returning,
@@ -44,20 +46,16 @@ DEPTH_WEIGHTS = (0.2, 0.3, 0.3, 0.2)  # depth 1..4 (deeper ones are rejected mor
 # How often a chain step uses each grid primitive, relative to 1. Lower: primitives that are rarely
 # valid on arbitrary inputs (fixed positions, constant-looking builders) or that make near-duplicates.
 _WEIGHTS = {
-    "crop": 0.15, "draw_line": 0.3, "flood_fill": 0.4, "transpose": 0.3, "rot180": 0.7, "rot270": 0.7,
+    "crop": 0.15, "draw_line": 0.3, "flood_fill": 0.4, "rot180": 0.7, "rot270": 0.7,
     "flip_antidiag": 0.5, "roll": 0.5, "shift": 0.5, "dedupe_lines": 0.5, "compress": 0.6,
     "canvas": 0.15, "bar_h": 0.2, "bar_v": 0.2, "checkerboard": 0.1, "stripes_h": 0.1, "stripes_v": 0.1,
     "diagonal_grid": 0.1, "blank_like": 0.2, "hconcat": 0.6, "vconcat": 0.6, "tile": 0.8,
     "upscale": 0.8, "downscale": 0.4, "recolor_map": 0.6, "move_object": 0.6,
 }  # fmt: skip
-_STRAIGHT = ("up", "down", "left", "right")
-_DIRECTIONS = tuple(dsl.DIRECTIONS)
-# Named parameters whose constants need a narrower range than their type allows.
-_CHOICES: dict[tuple[str, str], tuple[Any, ...]] = {("gravity", "direction"): _STRAIGHT}
 _SPLITS = (("left_half", "right_half"), ("top_half", "bottom_half"))
 _CELLWISE = {"overlay", "cell_and", "cell_or", "cell_xor", "cell_nor", "cell_diff"}
 _TWO_GRID = {"hconcat", "vconcat"} | _CELLWISE
-_COLOR_QUERIES = ("most_common_color", "least_common_color", "background_color", "most_common_foreground")
+_COLOR_QUERIES = ("most_common_color", "least_common_color", "most_common_foreground")
 # Every synthetic program, so every program the prior learned, opens with these lines.
 PROGRAM_HEADER = "from solve.dsl import *\n\n\ndef transform(grid):\n    g = to_array(grid)"
 
@@ -151,8 +149,8 @@ class _Builder:
 
     def constant(self, prim: str, name: str, type_: str) -> Any:
         r = self.rng.random()
-        if (prim, name) in _CHOICES:
-            return self.pick(_CHOICES[(prim, name)])
+        if (prim, name) in PARAM_CHOICES:  # parameters that take only part of their type's range
+            return self.pick(PARAM_CHOICES[(prim, name)])
         if type_ == COLOR:
             if prim in _CELLWISE:  # they paint on 0: painting with 0 would give a blank grid
                 return 1 + int(self.rng.integers(9))
@@ -165,8 +163,8 @@ class _Builder:
             return (-2, -1, 1, 2)[int(r * 4)]
         if type_ == BOOL:
             return r < 0.5
-        if type_ == DIRECTION:
-            return self.pick(_DIRECTIONS)
+        if type_ in CHOICES:  # directions and the named choices (object filters, regions, ...)
+            return self.pick(CHOICES[type_])
         if type_ == COLOR_MAP:
             sources = list(self.palette) or [int(self.rng.integers(10))]
             n = 1 + int(self.rng.integers(min(3, len(sources))))
@@ -194,17 +192,30 @@ class _Builder:
             return self.add("object_size", [("ref", obj)], INT, d)
         if type_ == OBJECT:
             r = self.rng.random()
+            if r < 0.15:
+                pred = self.pick(CHOICES[OBJECT_FILTER])
+                args = [("ref", grid), ("const", pred), ("const", self.rng.random() < 0.5), ("const", self.rng.random() < 0.3)]
+                return self.add("select_object", args, OBJECT, d)
             if r < 0.7:
                 name = "largest_object" if r < 0.45 else "smallest_object"
                 return self.add(name, [("ref", grid), ("const", self.rng.random() < 0.5)], OBJECT, d)
             objs = self.query(OBJECTS, grid)
             return self.add("largest" if r < 0.85 else "smallest", [("ref", objs)], OBJECT, d)
         if type_ == OBJECTS:
-            if self.rng.random() < 0.5:
+            r = self.rng.random()
+            if r < 0.4:
                 args = [("ref", grid), ("const", self.rng.random() < 0.5), ("const", True)]
-                return self.add("objects", args, OBJECTS, d)
-            args = [("ref", grid), ("const", self.color()), ("const", self.rng.random() < 0.5)]
-            return self.add("objects_of_color", args, OBJECTS, d)
+                objs = self.add("objects", args, OBJECTS, d)
+            elif r < 0.7:
+                args = [("ref", grid), ("const", self.color()), ("const", self.rng.random() < 0.5)]
+                objs = self.add("objects_of_color", args, OBJECTS, d)
+            elif r < 0.8:
+                objs = self.add("parts", [("ref", grid), ("const", self.rng.random() < 0.5)], OBJECTS, d)
+            else:  # a named subset: the largest, those with a hole, ...
+                pred = self.pick(CHOICES[OBJECT_FILTER])
+                args = [("ref", grid), ("const", pred), ("const", self.rng.random() < 0.5), ("const", self.rng.random() < 0.3)]
+                objs = self.add("select_objects", args, OBJECTS, d)
+            return objs
         if type_ == MASK:
             r = self.rng.random()
             if r < 0.5:

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import solve.dsl as dsl
-from solve.dsl.registry import Primitive
+from solve.dsl.registry import CHOICES, PARAM_CHOICES, Primitive
 
 
 def grids(max_side: int = 30, max_color: int = 9) -> st.SearchStrategy[np.ndarray]:
@@ -30,6 +30,10 @@ def build_args(prim: Primitive, grid: np.ndarray, draw) -> list:
         t = p.type
         if t == "Grid":
             args.append(grid)
+        elif (prim.name, p.name) in PARAM_CHOICES:
+            args.append(draw(st.sampled_from(PARAM_CHOICES[(prim.name, p.name)])))
+        elif t in CHOICES:
+            args.append(draw(st.sampled_from(CHOICES[t])))
         elif t == "Color":
             args.append(draw(st.integers(0, 9)))
         elif t == "Int":
@@ -38,17 +42,16 @@ def build_args(prim: Primitive, grid: np.ndarray, draw) -> list:
             args.append(draw(st.integers(0, 3)))
         elif t == "Offset":
             args.append(draw(st.integers(-3, 3)))
-        elif t == "Bool":
-            args.append(draw(st.booleans()))
-        elif t == "Direction":
-            args.append(draw(st.sampled_from(sorted(dsl.DIRECTIONS))))
         elif t == "Mask":
             args.append(dsl.mask_of_color(grid, draw(st.integers(0, 9))))
         elif t == "ColorMap":
             perm = draw(st.permutations(list(range(10))))
             args.append(dict(enumerate(perm)))
         elif t == "Objects":
-            args.append(dsl.objects(grid, draw(st.booleans()), draw(st.booleans())))
+            if draw(st.booleans()):
+                args.append(dsl.parts(grid, draw(st.booleans())))
+            else:
+                args.append(dsl.objects(grid, draw(st.booleans()), draw(st.booleans())))
         elif t == "Object":
             objs = dsl.objects(grid, False, False)
             args.append(objs[draw(st.integers(0, len(objs) - 1))])

@@ -49,6 +49,11 @@ QUERY_CASES = [
     (d.count_color, (G, 9), 0),
     (d.count_colors, (G,), 3),
     (d.background_color, (np.array([[3, 4], [4, 3]], np.uint8),), 3),  # ties go to the smaller color
+    # Black counts twice for the background: a pattern more than half drawn on keeps its black field.
+    (d.background_color, (np.array([[0, 1, 1], [1, 0, 1]], np.uint8),), 0),
+    (d.most_common_color, (np.array([[0, 1, 1], [1, 0, 1]], np.uint8),), 1),
+    (d.background_color, (np.array([[0, 1, 1], [1, 1, 1]], np.uint8),), 1),
+    (d.most_common_foreground, (np.array([[0, 1, 1], [1, 0, 1]], np.uint8),), 1),
 ]
 
 

@@ -47,4 +47,3 @@ def test_primitive_laws(prim, grid, data):
         assert 1 <= out.shape[0] <= 30 and 1 <= out.shape[1] <= 30
         assert out.size == 0 or int(out.max()) <= 9
         assert not any(np.shares_memory(out, a) for a in args if isinstance(a, np.ndarray)), prim.name
-

@@ -98,7 +98,8 @@ def test_a_planted_evaluation_task_is_never_trained_on(tmp_path, corpus):
     with open(planted / "programs.jsonl", "a") as f:
         f.write(json.dumps({"task_id": "planted", "source": "def transform(grid):\n    return grid\n"}) + "\n")
     loaded = load_corpus([planted])
-    assert "planted" not in {t.id for t in loaded.tasks} and loaded.reports[0]["contaminated_dropped"] == 1
+    baseline = load_corpus([corpus]).reports[0]["contaminated_dropped"]  # corpus tasks the load-time guard drops anyway
+    assert "planted" not in {t.id for t in loaded.tasks} and loaded.reports[0]["contaminated_dropped"] == baseline + 1
 
 
 def test_resuming_on_another_corpus_is_refused(tmp_path, corpus):

@@ -1,0 +1,285 @@
+"""Patterns: repairing periodic or symmetric pictures, self-similar tilings, rotated quadrants,
+connecting same-colored cells along lines, cropping to a color and cleaning up noise.
+
+"Unknown" cells (the color a task hides parts of the picture under) are restored from the cells the
+pattern says are equal to them; a pattern that leaves a cell unexplained raises ValueError.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+
+from solve.dsl.core import (
+    LINE_MODES,
+    Color,
+    Direction,
+    Grid,
+    LineMode,
+    background_of,
+    check_choice,
+    check_color,
+    check_direction,
+    check_side,
+    grid_out,
+)
+
+
+def _consistent(ids: np.ndarray, colors: np.ndarray, n: int) -> bool:
+    """Whether all known cells with the same class id (0..n-1) have one color."""
+    lo = np.full(n, 10, dtype=np.int16)
+    hi = np.full(n, -1, dtype=np.int16)
+    np.minimum.at(lo, ids, colors)
+    np.maximum.at(hi, ids, colors)
+    return bool(((hi < 0) | (lo == hi)).all())
+
+
+def _periods(known: np.ndarray, grid: np.ndarray) -> list[int]:
+    """Every p (ascending) such that the known cells of a row p columns apart, or any multiple of p, agree."""
+    h, w = grid.shape
+    r, c = np.nonzero(known)
+    colors = grid[r, c].astype(np.int16)
+    out = []
+    for p in range(1, w + 1):
+        # Cheap necessary test first (neighbours p apart), then the exact one (whole column classes).
+        a, b, ka, kb = grid[:, : w - p], grid[:, p:], known[:, : w - p], known[:, p:]
+        if not (ka & kb & (a != b)).any() and _consistent(r * p + c % p, colors, h * p):
+            out.append(p)
+    return out
+
+
+def _lattice(grid: np.ndarray, known: np.ndarray, pc: int) -> np.ndarray | None:
+    """The grid filled from the smallest pattern repeating every pc columns whose rows repeat every pr
+    rows shifted s columns (pr, then s, as small as the known cells allow); None if a cell stays unknown."""
+    h, w = grid.shape
+    rows = np.full((h, pc), -1, dtype=np.int16)  # row r's color in column class j (mod pc), -1: unknown
+    r, c = np.nonzero(known)
+    colors = grid[r, c].astype(np.int16)
+    rows[r, c % pc] = colors
+    for pr in range(1, h + 1):
+        for s in range(pc):
+            a, b = rows[pr:], np.roll(rows[: h - pr], s, axis=1)
+            if ((a >= 0) & (b >= 0) & (a != b)).any():
+                continue
+            q = np.arange(h) // pr
+            cls = (np.arange(w)[None, :] - (q * s)[:, None]) % pc  # column class in the base row
+            base = np.arange(h) % pr
+            ids = base[r] * pc + cls[r, c]
+            if not _consistent(ids, colors, pr * pc):
+                continue
+            tile = np.full(pr * pc, -1, dtype=np.int16)
+            tile[ids] = colors
+            full = tile[base[:, None] * pc + cls]
+            return None if (full < 0).any() else full.astype(np.uint8)
+    return None
+
+
+def fill_periodic(grid: Grid, color: Color) -> Grid:
+    """Treat cells of `color` as unknown and fill them from the smallest repeating pattern the known cells obey (rows repeat, possibly shifted sideways)."""
+    color = check_color(color)
+    known = grid != color
+    if known.all() or not known.any():
+        raise ValueError(f"fill_periodic needs some cells of color {color} and some of other colors")
+    # A narrow band of known cells fits small column periods by accident: take the first that
+    # explains every unknown cell.
+    for pc in _periods(known, grid):
+        full = _lattice(grid, known, pc)
+        if full is not None:
+            return full
+    raise ValueError("no repeating pattern explains every unknown cell")
+
+
+def _mirrors(h: int, w: int) -> list[tuple[str, int]]:
+    """Every mirror axis through cell centers or between cells, as (kind, offset)."""
+    out = [("v", s) for s in range(2 * h - 1)] + [("h", s) for s in range(2 * w - 1)]
+    out += [("d", s) for s in range(-(h - 1), w)] + [("a", s) for s in range(h + w - 1)]
+    return out
+
+
+def _image(kind: str, s: int, r: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mirror cell of (r, c): rows r <-> s - r ("v"), columns c <-> s - c ("h"), the diagonal
+    c - r = s ("d") or the anti-diagonal r + c = s ("a")."""
+    if kind == "v":
+        return s - r, c
+    if kind == "h":
+        return r, s - c
+    if kind == "d":
+        return c - s, r + s
+    return s - c, s - r
+
+
+def fill_symmetric(grid: Grid, color: Color) -> Grid:
+    """Treat cells of `color` as unknown and fill them from their mirror cells, under every mirror axis (row, column or diagonal, anywhere) that the known cells obey."""
+    color = check_color(color)
+    h, w = grid.shape
+    known = grid != color
+    if known.all():
+        raise ValueError(f"fill_symmetric needs some cells of color {color}")
+    r, c = np.indices((h, w))
+    r, c = r.ravel(), c.ravel()
+    flat = grid.ravel()
+    kflat = known.ravel()
+    axes = []
+    for kind, s in _mirrors(h, w):
+        r2, c2 = _image(kind, s, r, c)
+        inside = (r2 >= 0) & (r2 < h) & (c2 >= 0) & (c2 < w)
+        src = np.flatnonzero(inside)
+        dst = r2[inside] * w + c2[inside]
+        both = kflat[src] & kflat[dst]
+        # An axis counts when the known cells it pairs agree and it pairs at least half the grid.
+        if 2 * int(both.sum()) >= grid.size // 2 and (flat[src][both] == flat[dst][both]).all():
+            axes.append((src, dst))
+    if not axes:
+        raise ValueError("no mirror axis fits the known cells")
+    out = flat.copy()
+    known_now = kflat.copy()
+    for _ in range(4):  # a few rounds: a cell may be mirrored from one filled in the round before
+        for src, dst in axes:
+            take = ~known_now[src] & known_now[dst]
+            out[src[take]] = out[dst[take]]
+            known_now[src[take]] = True
+        if known_now.all():
+            break
+    if not known_now.all():
+        raise ValueError("some unknown cells have no known mirror cell")
+    return out.reshape(h, w).astype(np.uint8)
+
+
+def self_tile(grid: Grid, color: Color, fill: Color) -> Grid:
+    """A grid of copies of itself (h*h x w*w): the block for cell (r, c) is the grid where that cell has `color`, all `fill` elsewhere."""
+    color, fill = check_color(color), check_color(fill)
+    h, w = grid.shape
+    check_side(h * h, w * w, "self-tiled grid")
+    blocks = np.where((grid == color)[:, None, :, None], grid[None, :, None, :], np.uint8(fill))
+    return grid_out(blocks.reshape(h * h, w * w))
+
+
+def rotate_quad(grid: Grid) -> Grid:
+    """Four copies, each turned a further quarter counter-clockwise: the grid, then rot90 to its right, rot180 below-left, rot270 below-right."""
+    h, w = grid.shape
+    if h != w:
+        raise ValueError(f"rotate_quad needs a square grid, got {h}x{w}")
+    check_side(2 * h, 2 * w, "rotated quadrants")
+    top = np.hstack((grid, np.rot90(grid, 1)))
+    bottom = np.hstack((np.rot90(grid, 2), np.rot90(grid, 3)))
+    return grid_out(np.vstack((top, bottom)))
+
+
+def pinwheel(grid: Grid) -> Grid:
+    """Four copies turning clockwise around the center: the grid, rot270 to its right, rot180 below-right, rot90 below-left."""
+    h, w = grid.shape
+    if h != w:
+        raise ValueError(f"pinwheel needs a square grid, got {h}x{w}")
+    check_side(2 * h, 2 * w, "pinwheel")
+    top = np.hstack((grid, np.rot90(grid, 3)))
+    bottom = np.hstack((np.rot90(grid, 1), np.rot90(grid, 2)))
+    return grid_out(np.vstack((top, bottom)))
+
+
+def crop_to_color(grid: Grid, color: Color) -> Grid:
+    """The smallest window holding every cell of the color."""
+    color = check_color(color)
+    hit = grid == color
+    rows = np.flatnonzero(hit.any(axis=1))
+    if rows.size == 0:
+        raise ValueError(f"no cell has color {color}")
+    cols = np.flatnonzero(hit.any(axis=0))
+    return grid_out(grid[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+
+
+_LINE_STEPS = {"h": ((0, 1),), "v": ((1, 0),), "diag": ((1, 1), (1, -1))}
+_LINE_STEPS["hv"] = _LINE_STEPS["h"] + _LINE_STEPS["v"]
+_LINE_STEPS["all"] = _LINE_STEPS["hv"] + _LINE_STEPS["diag"]
+
+
+@cache
+def _lines_through(h: int, w: int, dr: int, dc: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Every maximal line of cells in a step direction, as (rows, cols) in step order."""
+    starts = set()
+    for r in range(h):
+        for c in range(w):
+            if not (0 <= r - dr < h and 0 <= c - dc < w):
+                starts.add((r, c))
+    out = []
+    for r, c in sorted(starts):
+        n = 0
+        while 0 <= r + n * dr < h and 0 <= c + n * dc < w:
+            n += 1
+        k = np.arange(n)
+        out.append((r + dr * k, c + dc * k))
+    return out
+
+
+def connect(grid: Grid, color: Color, fill: Color, lines: LineMode) -> Grid:
+    """Between every two nearest cells of `color` on one line (core.LINE_MODES: rows, columns, diagonals), paint the background cells with `fill`."""
+    color, fill = check_color(color), check_color(fill)
+    check_choice(lines, LINE_MODES, "line mode")
+    bg = background_of(grid)
+    h, w = grid.shape
+    paint = np.zeros((h, w), dtype=bool)
+    for dr, dc in _LINE_STEPS[lines]:
+        for rows, cols in _lines_through(h, w, dr, dc):
+            at = np.flatnonzero(grid[rows, cols] == color)
+            for a, b in zip(at[:-1], at[1:]):
+                paint[rows[a + 1 : b], cols[a + 1 : b]] = True
+    out = grid.copy()
+    out[paint & (grid == bg)] = fill
+    return out
+
+
+def extend_all(grid: Grid, direction: Direction) -> Grid:
+    """Every non-background cell shoots a line of its own color in a direction across background, up to the next non-background cell or the border."""
+    dr, dc = check_direction(direction)
+    bg = background_of(grid)
+    h, w = grid.shape
+    out = grid.copy()
+    # Walk the grid against the direction's order so each cell sees its upstream neighbour's final color.
+    rows = range(h) if dr >= 0 else range(h - 1, -1, -1)
+    cols = range(w) if dc >= 0 else range(w - 1, -1, -1)
+    for r in rows:
+        for c in cols:
+            pr, pc = r - dr, c - dc
+            if grid[r, c] == bg and 0 <= pr < h and 0 <= pc < w and out[pr, pc] != bg:
+                out[r, c] = out[pr, pc]
+    return out
+
+
+def connect_same(grid: Grid, lines: LineMode) -> Grid:
+    """For every non-background color, paint the background cells between its two nearest cells on one line with that color (core.LINE_MODES); later lines win where they cross."""
+    check_choice(lines, LINE_MODES, "line mode")
+    bg = background_of(grid)
+    out = grid.copy()
+    h, w = grid.shape
+    for dr, dc in _LINE_STEPS[lines]:
+        for rows, cols in _lines_through(h, w, dr, dc):
+            line = grid[rows, cols]
+            at = np.flatnonzero(line != bg)
+            for a, b in zip(at[:-1], at[1:]):
+                if b > a + 1 and line[a] == line[b]:
+                    seg_r, seg_c = rows[a + 1 : b], cols[a + 1 : b]
+                    free = grid[seg_r, seg_c] == bg
+                    out[seg_r[free], seg_c[free]] = line[a]
+    return out
+
+
+def denoise(grid: Grid, color: Color) -> Grid:
+    """Replace every cell of `color` (the noise) by the most common other color among its 4 neighbours (on a tie, not the background; background when there is none)."""
+    color = check_color(color)
+    bg = background_of(grid)
+    h, w = grid.shape
+    p = np.pad(grid.astype(np.int16), 1, constant_values=-1)
+    # Twice the count per color, one less for the background: a tie goes to the other color (a noise
+    # cell on the corner of a rectangle, two of whose sides it touches, belongs to the rectangle).
+    counts = np.zeros((10, h, w), dtype=np.int16)
+    for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        nb = p[1 + dr : 1 + dr + h, 1 + dc : 1 + dc + w]
+        for k in range(10):
+            counts[k] += 2 * (nb == k)
+    counts[bg] -= 1
+    counts[color] = -9
+    best = np.where(counts.max(axis=0) > 0, counts.argmax(axis=0), bg)
+    out = grid.copy()
+    noise = grid == color
+    out[noise] = best[noise]
+    return out
