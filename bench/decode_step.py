@@ -1,5 +1,5 @@
 """Milliseconds per decode step of the demo model, by rows per step: transformers' own step against
-`ttt.decode_speed` (few-row matmuls as W @ x.T, the KV cache written in place). Prints a Markdown table.
+`ttt.decoding.decode_speed` (few-row matmuls as W @ x.T, the KV cache written in place). Prints a Markdown table.
 
     .venv/bin/python bench/decode_step.py [--prompt-tokens 250] [--steps 12] [--rows 1,2,4,8,16,32]
 
@@ -17,8 +17,8 @@ import torch
 from solve.experiments.bench import DEMO_OVERRIDES
 from solve.pipeline.runconfig import load_config
 from solve.pipeline.stages import Engine
-from ttt.decode import forward_step, prefill
-from ttt.decode_speed import grow_in_place, small_rows_linears
+from ttt.decoding.decode import forward_step, prefill
+from ttt.decoding.decode_speed import grow_in_place, small_rows_linears
 from ttt.lora import merged_adapter
 
 

@@ -189,7 +189,7 @@ def stage_kaggle_sampling(dry: bool, preset: str) -> dict[str, Any]:
     """Under an L4's memory: program sampling (16 samples of the longest prompt the config admits, decoded to the
     token cap), then the grid stage's prefill of 16 views at once. Each part: fits or OOM, seconds, peak GiB."""
     torch = _torch()
-    from ttt.decode import prefill, sample
+    from ttt.decoding.decode import prefill, sample
 
     cfg = _kaggle_config()
     device = _device(dry)
@@ -231,7 +231,7 @@ def stage_decode_timing(dry: bool, preset: str) -> dict[str, Any]:
     """Milliseconds per decode step at a few row counts: the real sampler's wall time per step, and a bare
     forward-step loop's wall time against its GPU time (CUDA events). wall >> GPU: the step is launch-bound."""
     torch = _torch()
-    from ttt.decode import forward_step, prefill, sample
+    from ttt.decoding.decode import forward_step, prefill, sample
 
     device = _device(dry)
     model = _lora_model(preset, device, torch.float32 if dry else torch.bfloat16, 16, 32)
@@ -274,7 +274,7 @@ def stage_merge_gap(dry: bool, preset: str) -> dict[str, Any]:
     """Per-token log-probabilities of one sequence with the adapter merged into bf16 weights against unmerged (the
     sampler merges; training and scoring do not), and the same gap in fp32 for scale."""
     torch = _torch()
-    from ttt.decode import forward_block
+    from ttt.decoding.decode import forward_block
     from ttt.lora import lora_layers
 
     device = _device(dry)
@@ -310,7 +310,7 @@ def stage_merge_gap(dry: bool, preset: str) -> dict[str, Any]:
 def _sampling_row(model, device, prompts: int, per_prompt: int, prompt_len: int, new_tokens: int) -> dict[str, Any]:
     """Tokens/s of the three sampling paths on the same random prompts."""
     torch = _torch()
-    from ttt.decode import sample
+    from ttt.decoding.decode import sample
     from ttt.lora import merged_adapter
 
     vocab = model.get_base_model().config.vocab_size
@@ -347,7 +347,7 @@ def _sampling_row(model, device, prompts: int, per_prompt: int, prompt_len: int,
 def _search_row(model, device, prompt: list[int], rows: int = 32, steps: int = 32) -> dict[str, Any]:
     """The threshold search with its frontier held full (`rows` live prefixes, a threshold no path falls below)."""
     torch = _torch()
-    from ttt.grid_search import GridGrammar, search_grids
+    from ttt.decoding.grid_search import GridGrammar, search_grids
 
     _sync(device)
     start = time.perf_counter()

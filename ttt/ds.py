@@ -16,7 +16,7 @@ own. ZeRO-3 also partitions the weights, base and LoRA, so a model that does not
     `deepspeed.zero.Init`), so no rank ever holds all of it;
   - `ttt.lora.reset_adapter` gathers the LoRA weights, re-initializes them on rank 0 and re-partitions;
   - every forward all-gathers weights layer by layer, so ranks must run the same number of forwards:
-    `lockstep` is True and sampling (`ttt.sample`) and scoring (`ttt.nll.target_nll`) pad a rank's
+    `lockstep` is True and sampling (`ttt.decoding.sample`) and scoring (`ttt.nll.target_nll`) pad a rank's
     share with dummy batches and generate with `synced_gpus`, stopping only when all ranks agree.
 
 Requires torch.distributed to be initialized (see `solve.placement.ds_rank`).

@@ -2,7 +2,7 @@
 and crossover (two programs that are right on different pairs).
 
 The prompts are `ttt.prompts.fit_revision_prompt`, in the frame of the view the programs were written
-for; generation is `ttt.sample.generate_scored` with the program sampler's settings
+for; generation is `ttt.decoding.sample.generate_scored` with the program sampler's settings
 (`Decoding.of(cfg, ProgramStop())`, as `sample_programs`), batched over every request asking for as
 many revisions.
 """
@@ -14,9 +14,9 @@ from typing import Any, Sequence
 
 from augment.tasks import Pair
 from augment.transforms import Augmentation
-from ttt.decode import ProgramStop
+from ttt.decoding.decode import ProgramStop
+from ttt.decoding.sample import Decoding, generate_scored
 from ttt.prompts import Attempted, fit_revision_prompt
-from ttt.sample import Decoding, generate_scored
 
 
 @dataclass(frozen=True)

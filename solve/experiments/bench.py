@@ -45,9 +45,9 @@ def bench_sampling(engine: Any, cfg: Any, tasks: list[Any], n_tasks: int = SAMPL
     `solve.sampler: batched`, `merge_adapter`, `program_draft`). Tokens are counted alike for all
     (`useful_tokens`); speedup = batched merged tokens/s over generate's."""
     from solve.pipeline.stages import task_views
-    from ttt.decode import ProgramStop
+    from ttt.decoding.decode import ProgramStop
+    from ttt.decoding.sample import Decoding, generate
     from ttt.prompts import fit_prompt
-    from ttt.sample import Decoding, generate
 
     c, tok = cfg.solve, engine.tokenizer
     prompts = []
@@ -81,12 +81,12 @@ def bench_sampling(engine: Any, cfg: Any, tasks: list[Any], n_tasks: int = SAMPL
 
 
 def bench_grid_search(engine: Any, cfg: Any, task: Any, min_prob: float = 0.05) -> dict[str, Any]:
-    """Greedy decoding against the probability-threshold search (`ttt.grid_search`) on one grid prompt."""
-    from ttt.decode import GridStop
-    from ttt.grid_search import GridGrammar, search_grids
+    """Greedy decoding against the probability-threshold search (`ttt.decoding.grid_search`) on one grid prompt."""
+    from ttt.decoding.decode import GridStop
+    from ttt.decoding.grid_search import GridGrammar, search_grids
+    from ttt.decoding.sample import Decoding, generate, grid_token_budget
     from ttt.lora import merged_adapter
     from ttt.prompts import end_ids, fit_prompt, pad_id
-    from ttt.sample import Decoding, generate, grid_token_budget
 
     tok = engine.tokenizer
     budget = grid_token_budget(task, tok)

@@ -8,7 +8,7 @@ The formulas follow what the code allocates (the stages of `solve.pipeline.stage
   goes alone): with activation checkpointing every layer's input plus one layer's activations (its
   recomputation and backward), else every layer's, + the loss (`ttt.nll.head_nll`: a few chunks of
   logits, the labelled positions' hidden states);
-- sampling (`ttt.decode`): + the KV cache of the rows decoded together (`ttt.memory.rows_for_kv`: the
+- sampling (`ttt.decoding.decode`): + the KV cache of the rows decoded together (`ttt.memory.rows_for_kv`: the
   row cap, the KV-token budget, half the memory left), + a prefill piece's activations, + the draft's
   vocabulary-wide distributions once per prompt, + one layer's buffer while rows leave;
 - scoring (`ttt.nll.target_nll`): + one forward of 8192 tokens (or a longer sample) and the loss chunks;
@@ -29,7 +29,7 @@ from ttt.memory import KV_SHARE_OF_FREE, kv_bytes_per_token
 GIB = 2**30
 LOSS_CHUNK_BYTES = 2**23 * 4  # ttt.nll.LOSS_CHUNK_LOGITS in fp32 (not imported: that module imports torch)
 LOSS_CHUNKS_LIVE = 3  # logits, log-softmax and its gradient of one chunk (measured ~3x on the CPU)
-SCORE_TOKENS = 8192  # ttt.sample.score_grids' batch_tokens
+SCORE_TOKENS = 8192  # ttt.decoding.sample.score_grids' batch_tokens
 DRAFT_TOKENS = 26  # the program header's tokens (solve.program_draft) checked in one block
 CUDA_CONTEXT = 0.6 * GIB  # CUDA context + cuBLAS workspaces per process, outside torch's allocator
 HOST_WORKER = 2.5 * GIB  # RSS of a worker process with torch, transformers and the CUDA libraries loaded

@@ -39,7 +39,7 @@ def smoke(device: str) -> dict[str, Any]:
 
     from ttt.bench import build_model
     from ttt.config import LoraConfig
-    from ttt.decode import sample
+    from ttt.decoding.decode import sample
     from ttt.lora import lora_parameters, wrap_lora
     from ttt.models import pick_dtype
     from ttt.nll import collate

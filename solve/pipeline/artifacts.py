@@ -93,7 +93,7 @@ def dsl_entries(results: Sequence[Any], info: dict[str, dict[str, Any]]) -> list
 
 
 def grid_entries(guesses: Sequence[Any]) -> list[dict[str, Any]]:
-    """One entry per direct grid prediction (ttt.sample.GridGuess)."""
+    """One entry per direct grid prediction (ttt.decoding.sample.GridGuess)."""
     return [
         {"test_index": g.test_index, "view": g.view.name, "text": _cut(g.text), "grid": _grid(g.grid), "error": g.error,
          "logprob": None if g.logprob is None else round(g.logprob, 4)}

@@ -38,7 +38,7 @@ class SolveConfig(BaseModel):
     batch_size: int = Field(8, ge=1, description="sequences per generate call (sampler hf) and per scoring batch")
     sampler: Literal["batched", "hf"] = Field(
         "batched", description="batched: one prefill per prompt shared by its samples, many sequences per decode step, "
-        "stop at the answer's end (ttt.decode); hf: transformers' generate (the baseline; always used under deepspeed)"
+        "stop at the answer's end (ttt.decoding.decode); hf: transformers' generate (the baseline; always used under deepspeed)"
     )
     merge_adapter: bool = Field(True, description="sample with the LoRA adapter merged into the base weights (restored bit for bit after)")
     decode_rows: int = Field(32, ge=1, description="sampler batched: most sequences decoded together per step")
@@ -57,7 +57,7 @@ class SolveConfig(BaseModel):
     )
     grid_search: Literal["greedy", "sample", "dfs"] = Field(
         "sample", description="direct grid predictions per view: greedy (one), sample (greedy + grid_samples_per_view - 1 "
-        "samples), dfs (every grid of probability >= dfs_min_prob, greedy included; ttt.grid_search)"
+        "samples), dfs (every grid of probability >= dfs_min_prob, greedy included; ttt.decoding.grid_search)"
     )
     dfs_min_prob: float = Field(0.1, gt=0.0, le=1.0, description="grid_search dfs: probability threshold of a grid (at most 1/p live prefixes)")
     dfs_max_candidates: int = Field(8, ge=1, description="grid_search dfs: most grids kept per view and test input, most likely first")

@@ -335,7 +335,7 @@ def revise(s: SearchState, requests: Sequence[RevisionRequest], r: int, deadline
 
 
 def resample(s: SearchState, views: Sequence[Augmentation], r: int, deadline: float | None) -> list[Drafted]:
-    from ttt.sample import sample_programs
+    from ttt.decoding.sample import sample_programs
 
     c = s.cfg.solve
     texts = sample_programs(

@@ -75,7 +75,7 @@ class TaskState:
     program_results: list[Any] = field(default_factory=list)
     dsl_results: list[Any] = field(default_factory=list)  # the DSL search's programs, verified (stage_dsl_search)
     dsl_info: dict[str, Any] = field(default_factory=dict)  # per DSL program id: depth, solution or near miss
-    guesses: list[Any] = field(default_factory=list)  # ttt.sample.GridGuess, every direct grid prediction
+    guesses: list[Any] = field(default_factory=list)  # ttt.decoding.sample.GridGuess, every direct grid prediction
     # Per test input, best first: {"grid", "score", "per_view" {view: logp}, "views" [views that predicted it]}.
     candidates: list[list[dict[str, Any]]] = field(default_factory=list)
     score_views: list[str] = field(default_factory=list)
@@ -360,7 +360,7 @@ def stage_dsl_search(s: TaskState) -> dict[str, Any]:
 
 def stage_induction(s: TaskState) -> dict[str, Any]:
     from solve.sandbox.programs import extract_program
-    from ttt.sample import sample_programs
+    from ttt.decoding.sample import sample_programs
 
     c = s.cfg.solve
     views = task_views(s.task, s.cfg, c.program_views)
@@ -413,7 +413,7 @@ def _distinct_grids(guesses: list[Any], test_index: int) -> list[tuple[np.ndarra
 def stage_transduction(s: TaskState) -> dict[str, Any]:
     """Predict every test output directly under `grid_views` views, map each back to the task's frame,
     score the distinct grids by product of experts over `score_views` views, rank them for the vote."""
-    from ttt.sample import GridScores, predict_grids, score_grids
+    from ttt.decoding.sample import GridScores, predict_grids, score_grids
 
     c = s.cfg.solve
     max_len = s.cfg.train.max_seq_len

@@ -11,9 +11,9 @@ from augment.tasks import Task
 from augment.transforms import Augmentation
 from solve.sandbox.programs import extract_program
 from solve.sandbox.verify import Candidate, verify
+from ttt.decoding.sample import sample_programs
 from ttt.nll import target_nll
 from ttt.prompts import grid_scoring_item
-from ttt.sample import sample_programs
 
 
 def evaluate_prior(model: Any, tokenizer: Any, tasks: Sequence[Task], sandbox: Any, solve_cfg: Any, n_programs: int, seed: int) -> dict[str, Any]:

@@ -21,12 +21,12 @@ def main(model_dir: str, out: str) -> None:
     from augment.tasks import load_dataset, select
     from solve.placement.ds_rank import init_ranks
     from ttt.config import LoraConfig, ModelConfig, TrainConfig
+    from ttt.decoding.sample import generate
     from ttt.ds import DeepSpeedRunner, partition_at_load
     from ttt.lora import gathered_for_update, lora_parameters, reset_adapter, wrap_lora
     from ttt.models import load_model
     from ttt.nll import target_nll
     from ttt.prompts import grid_scoring_item
-    from ttt.sample import generate
     from ttt.train import adapt
 
     rank, world, _, _ = init_ranks(60)

@@ -81,7 +81,7 @@ def test_training_formula_matches_the_measured_peak(small_model, checkpointing):
 
 @pytest.mark.slow
 def test_sampling_formula_bounds_the_measured_peak(small_model):
-    from ttt.decode import sample
+    from ttt.decoding.decode import sample
 
     gen = torch.Generator().manual_seed(1)
     prompts = [torch.randint(0, SMALL["vocab_size"], (1000,), generator=gen).tolist() for _ in range(2)]

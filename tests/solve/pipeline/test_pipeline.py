@@ -391,8 +391,8 @@ def test_inference_prompts_are_shortened_and_counted(two_tasks, engine):
     """Generation prompts lose context pairs, as training samples do, when prompt + the answer's token
     cap is over train.max_seq_len; the stages count them (before: never shortened)."""
     from solve.pipeline.stages import stage_induction, stage_transduction
+    from ttt.decoding.sample import grid_token_budget
     from ttt.prompts import fit_prompt
-    from ttt.sample import grid_token_budget
 
     task, tok = two_tasks[0], engine.tokenizer
     program_cap = 24

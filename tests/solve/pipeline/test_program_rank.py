@@ -15,8 +15,8 @@ from solve.pipeline.stages import Engine, TaskState, solve_task, stage_augment, 
 from solve.sandbox.config import SandboxConfig
 from solve.sandbox.pool import Sandbox
 from solve.sandbox.verify import ProgramResult
+from ttt.decoding.sample import ProgramText
 from ttt.lora import wrap_lora
-from ttt.sample import ProgramText
 
 FAST = ["model.source=random:tiny", "augment.n_samples=2", "solve.program_views=1", "solve.programs_per_view=2", "sandbox.workers=1"]
 rng = np.random.default_rng(3)
@@ -50,7 +50,7 @@ def scripted(monkeypatch, sources):
     def sample_programs(model, tokenizer, task, views, per_view, cfg, seed, max_time=None, ranks=None, max_seq_len=None):
         return [ProgramText(v, f"```python\n{src}```") for v in views for src in sources]
 
-    monkeypatch.setattr("ttt.sample.sample_programs", sample_programs)
+    monkeypatch.setattr("ttt.decoding.sample.sample_programs", sample_programs)
 
 
 def test_disagreeing_programs_are_ranked_by_the_model(monkeypatch, tiny, tokenizer, sandbox):

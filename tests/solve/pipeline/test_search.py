@@ -36,9 +36,9 @@ from solve.placement.dispatch import run_tasks
 from solve.sandbox.config import SandboxConfig
 from solve.sandbox.pool import Sandbox
 from solve.sandbox.verify import Candidate, verify
+from ttt.decoding.sample import ProgramText
 from ttt.lora import wrap_lora
 from ttt.prompts import CROSSOVER_NOTE, REVISE_NOTE, outcome_text, revision_text
-from ttt.sample import ProgramText
 
 FAST = [
     "model.source=random:tiny", "augment.n_samples=4", "train.steps=2", "train.max_seq_len=1024",
@@ -97,7 +97,7 @@ def script_sampler(monkeypatch, script):
             return step(views, max_time)
         return [ProgramText(v, fenced(src)) for v in views for src in step]
 
-    monkeypatch.setattr("ttt.sample.sample_programs", sample_programs)
+    monkeypatch.setattr("ttt.decoding.sample.sample_programs", sample_programs)
     return calls
 
 

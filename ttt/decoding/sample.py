@@ -4,7 +4,7 @@ Every call batches prompts: one `generate` per batch of views, with several retu
 never one prompt at a time in a Python loop. Outputs of an augmented view are mapped back to the
 original task with the view's inverse before anyone compares them.
 
-Two decoders: `ttt.decode.sample` (default, `solve.sampler: batched`: one prefill per prompt shared by
+Two decoders: `ttt.decoding.decode.sample` (default, `solve.sampler: batched`: one prefill per prompt shared by
 its sequences, many sequences per step, a sequence stops at its answer's end, the adapter merged
 while sampling) and transformers' `generate` (`solve.sampler: hf`, and always under data-parallel
 ranks, whose ZeRO-3 lockstep it implements).
@@ -28,8 +28,8 @@ from augment.gridtext import GridParseError, parse_prefix_grid
 from augment.tasks import MAX_SIDE, Task
 from augment.transforms import Augmentation
 from ttt.config import KV_TOKENS, PREFILL_TOKENS
-from ttt.decode import GridStop, ProgramStop, StopRule
-from ttt.decode import sample as batched_sample
+from ttt.decoding.decode import GridStop, ProgramStop, StopRule
+from ttt.decoding.decode import sample as batched_sample
 from ttt.lora import merged_adapter
 from ttt.nll import seeded, target_nll
 from ttt.prompts import end_ids, fit_prompt, grid_scoring_split, pad_id
@@ -73,11 +73,11 @@ def _device(model: Any) -> torch.device:
 
 @dataclass(frozen=True)
 class Decoding:
-    """How to decode: `sampler` 'batched' (`ttt.decode`) or 'hf' (`model.generate`, in batches of the
+    """How to decode: `sampler` 'batched' (`ttt.decoding.decode`) or 'hf' (`model.generate`, in batches of the
     caller's `batch_size`); batched only: `merge` samples with the adapter merged, `rows` caps the
     sequences per decode step, `stop` says when a continuation holds a complete answer, `draft` is
-    text every answer is expected to open with (`ttt.decode.accept_draft`; '' for none), `kv_tokens`
-    and `prefill_tokens` are the decoder's memory budgets (`ttt.decode.sample`)."""
+    text every answer is expected to open with (`ttt.decoding.decode.accept_draft`; '' for none), `kv_tokens`
+    and `prefill_tokens` are the decoder's memory budgets (`ttt.decoding.decode.sample`)."""
 
     sampler: str = "batched"
     merge: bool = True
@@ -293,7 +293,7 @@ def predict_grids(
 ) -> list[GridGuess]:
     """Direct predictions of every test output under every view, by `cfg.grid_search`: 'greedy' (one
     per view), 'sample' (greedy, then `grid_samples_per_view - 1` samples) or 'dfs' (every grid of
-    probability >= `dfs_min_prob`, the greedy one always among them: `ttt.grid_search`).
+    probability >= `dfs_min_prob`, the greedy one always among them: `ttt.decoding.grid_search`).
     `ranks`: see `generate` (a rank with no views still takes part in lockstep; 'dfs' falls back to
     'sample' under ranks). `max_seq_len`: prompts lose context pairs until prompt + the grid token
     budget fit (None: never shortened)."""
@@ -320,8 +320,8 @@ def predict_grids(
 
 def _search_all(model: Any, tokenizer: Any, prompts: Sequence[list[int]], budget: int, cfg: Any,
                 max_time: float | None) -> list[list[tuple[str, float | None]]]:
-    """`ttt.grid_search` per prompt, the time left shared out evenly among the prompts not yet searched."""
-    from ttt.grid_search import GridGrammar, search_grids
+    """`ttt.decoding.grid_search` per prompt, the time left shared out evenly among the prompts not yet searched."""
+    from ttt.decoding.grid_search import GridGrammar, search_grids
     from ttt.memory import rows_for_kv
 
     grammar = GridGrammar(tokenizer, end_ids(tokenizer))

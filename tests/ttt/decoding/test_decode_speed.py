@@ -1,4 +1,4 @@
-"""ttt.decode_speed and the nucleus sampler: the fast decode step computes what transformers' step
+"""ttt.decoding.decode_speed and the nucleus sampler: the fast decode step computes what transformers' step
 computes, and the nucleus is the same set of tokens with the same probabilities."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ttt.decode import accept_draft, forward_step, nucleus_probs, prefill, sample, sample_nucleus
-from ttt.decode_speed import _RoomyLayer, grow_in_place, small_rows_linears
+from ttt.decoding.decode import accept_draft, forward_step, nucleus_probs, prefill, sample, sample_nucleus
+from ttt.decoding.decode_speed import _RoomyLayer, grow_in_place, small_rows_linears
 from ttt.prompts import end_ids, grid_prompt_ids, pad_id, program_prompt_ids
 
 

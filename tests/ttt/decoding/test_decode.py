@@ -1,4 +1,4 @@
-"""The batched decoder (ttt.decode): the same tokens as transformers' generate, shared prefills, early
+"""The batched decoder (ttt.decoding.decode): the same tokens as transformers' generate, shared prefills, early
 stops, local randomness; and the merged adapter that leaves the base weights bit-identical."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import torch
 
 from augment.gridtext import grid_to_text
 from ttt.config import LoraConfig
-from ttt.decode import GridStop, ProgramStop, sample
+from ttt.decoding.decode import GridStop, ProgramStop, sample
 from ttt.lora import lora_layers, merged_adapter, wrap_lora
 from ttt.prompts import end_ids, grid_prompt_ids, pad_id, program_prompt_ids
 
@@ -48,7 +48,7 @@ def test_logprob_is_the_models_probability_of_the_tokens(tiny, tokenizer, prompt
 
 
 def test_samples_are_seeded_locally_and_share_one_prefill(tiny, tokenizer, prompts, monkeypatch):
-    import ttt.decode as decode
+    import ttt.decoding.decode as decode
 
     calls = []
     real = decode.prefill

@@ -9,8 +9,8 @@ import torch
 from augment.gridtext import grid_to_text
 from augment.tasks import Pair, Task
 from augment.transforms import Augmentation
+from ttt.decoding.sample import generate, grid_text_tokens, grid_token_budget, output_shape_bounds, parse_guess
 from ttt.prompts import end_ids, grid_prompt_ids
-from ttt.sample import generate, grid_text_tokens, grid_token_budget, output_shape_bounds, parse_guess
 
 
 def shaped_task(pairs: list[tuple[tuple[int, int], tuple[int, int]]], test: tuple[int, int]) -> Task:

@@ -9,9 +9,9 @@ import weakref
 import pytest
 import torch
 
-import ttt.decode as decode
-from ttt.decode import forward_step, prefill, sample
-from ttt.decode_speed import grow_in_place
+import ttt.decoding.decode as decode
+from ttt.decoding.decode import forward_step, prefill, sample
+from ttt.decoding.decode_speed import grow_in_place
 from ttt.memory import kv_bytes_per_token, rows_for_kv
 from ttt.prompts import end_ids, grid_prompt_ids, pad_id, program_prompt_ids
 

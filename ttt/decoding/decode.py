@@ -23,7 +23,7 @@ from typing import Any, Protocol, Sequence
 import torch
 
 from ttt.config import KV_TOKENS, PREFILL_TOKENS
-from ttt.decode_speed import grow_in_place, small_rows_linears
+from ttt.decoding.decode_speed import grow_in_place, small_rows_linears
 from ttt.memory import rows_for_kv
 from ttt.nll import autocast_for, cache_kwargs, model_device, output_cache
 
@@ -177,7 +177,7 @@ def sample(
     """`n` continuations per prompt (greedy when `temperature` <= 0: one, repeated). Prompts go in
     groups of about `max_rows // n` (at least one), each group prefilled once and decoded together.
     `max_time` (seconds, for the whole call): a group not started gets empty continuations, a group
-    running out keeps what it wrote (stop "time"). `fast_steps`: `ttt.decode_speed`'s few-row matmuls
+    running out keeps what it wrote (stop "time"). `fast_steps`: `ttt.decoding.decode_speed`'s few-row matmuls
     (CPU) and in-place KV cache; False keeps transformers' own, for comparisons. `draft`: tokens every
     continuation is expected to start with (a program's opening lines), checked in one forward per
     prompt instead of one step per token, accepted or not as in speculative sampling (`accept_draft`):

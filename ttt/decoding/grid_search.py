@@ -27,8 +27,8 @@ from typing import Any, Sequence
 import torch
 
 from augment.tasks import MAX_SIDE
-from ttt.decode import forward_step, prefill
-from ttt.decode_speed import small_rows_linears
+from ttt.decoding.decode import forward_step, prefill
+from ttt.decoding.decode_speed import small_rows_linears
 
 # A grammar state: (phase, rows, cols, row, col, digits so far of the number being read)
 # phase: 0 reading H, 1 reading W, 2 body, 3 complete (only the end of answer may follow)
@@ -143,13 +143,13 @@ def search_grids(
     """Every grid of probability >= `min_prob` after `prompt` (and the greedy one), most likely first,
     at most `max_candidates`. `max_rows` caps live prefixes (the most likely kept; `complete` False if
     any were cut); `max_tokens` caps a grid's tokens, end included; `prefill_tokens`: the prompt's
-    forward in pieces of that many tokens (`ttt.decode.prefill`)."""
+    forward in pieces of that many tokens (`ttt.decoding.decode.prefill`)."""
     floor = math.log(min_prob)
     deadline = None if max_time is None else time.monotonic() + max_time
     was_training = model.training
     model.eval()
     try:
-        with small_rows_linears(model):  # a step decodes <= max_rows rows: few-row matmuls (ttt.decode_speed)
+        with small_rows_linears(model):  # a step decodes <= max_rows rows: few-row matmuls (ttt.decoding.decode_speed)
             logits, mask, cache = prefill(model, [list(prompt)], pad, prefill_tokens)
             vocab = torch.tensor(grammar.vocab, device=logits.device)
             paths = [_Path([], START, 0, 0.0, True)]

@@ -1,4 +1,4 @@
-"""Threshold search over the token tree (ttt.grid_search): on a tiny model trained in the test to a known
+"""Threshold search over the token tree (ttt.decoding.grid_search): on a tiny model trained in the test to a known
 answer distribution, it returns exactly the grids above the threshold, the greedy one among them."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from augment.gridtext import grid_to_text, text_to_grid
-from ttt.grid_search import START, GridGrammar, advance, search_grids
+from ttt.decoding.grid_search import START, GridGrammar, advance, search_grids
 from ttt.prompts import end_ids, grid_prompt_ids, pad_id
 
 GRIDS = [np.array([[1, 2], [3, 4]]), np.array([[1, 2], [3, 5]]), np.array([[1, 2], [3, 6]]), np.array([[7]])]
