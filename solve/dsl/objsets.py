@@ -283,22 +283,28 @@ def slide(grid: Grid, objs: Objects, direction: Direction) -> Grid:
         raise ValueError(f"slide needs up, down, left or right, got {direction!r}")
     _check_all_inside(grid, objs)
     bg = background_of(grid)
-    h, w = grid.shape
     out = grid.copy()
     # The object furthest along the direction moves first, so the ones behind it stack on it.
     order = sorted(objs, key=lambda o: -max(r * dr + c * dc for r, c in o.cells))
     for o in order:
         rows, cols = _cells(o)
-        values = out[rows, cols].copy()
-        out[rows, cols] = bg
-        k = 0
-        while True:
-            r2, c2 = rows + dr * (k + 1), cols + dc * (k + 1)
-            if r2.min() < 0 or c2.min() < 0 or r2.max() >= h or c2.max() >= w or (out[r2, c2] != bg).any():
-                break
-            k += 1
-        out[rows + dr * k, cols + dc * k] = values
+        _push(out, rows, cols, dr, dc, bg)
     return out
+
+
+def _push(out: np.ndarray, rows: np.ndarray, cols: np.ndarray, dr: int, dc: int, bg: int) -> None:
+    """Move the cells (rows, cols) of `out` step by step along (dr, dc) until the next step would leave
+    the grid or touch a cell that is not background; writes into `out`."""
+    h, w = out.shape
+    values = out[rows, cols].copy()
+    out[rows, cols] = bg
+    k = 0
+    while True:
+        r2, c2 = rows + dr * (k + 1), cols + dc * (k + 1)
+        if r2.min() < 0 or c2.min() < 0 or r2.max() >= h or c2.max() >= w or (out[r2, c2] != bg).any():
+            break
+        k += 1
+    out[rows + dr * k, cols + dc * k] = values
 
 
 def move_toward(grid: Grid, objs: Objects, color: Color) -> Grid:
@@ -322,15 +328,7 @@ def move_toward(grid: Grid, objs: Objects, color: Color) -> Grid:
             dr, dc = (1 if tr.mean() > top + (bh - 1) / 2 else -1), 0
         else:
             continue
-        values = out[rows, cols].copy()
-        out[rows, cols] = bg
-        k = 0
-        while True:
-            r2, c2 = rows + dr * (k + 1), cols + dc * (k + 1)
-            if r2.min() < 0 or c2.min() < 0 or r2.max() >= h or c2.max() >= w or (out[r2, c2] != bg).any():
-                break
-            k += 1
-        out[rows + dr * k, cols + dc * k] = values
+        _push(out, rows, cols, dr, dc, bg)
     return out
 
 
