@@ -363,3 +363,30 @@ def fit_revision_prompt(
         if max_seq_len is None or len(ids) + reserve <= max_seq_len:
             return Prompt(ids, len(shown), len(shown) < len(context), True)
     return Prompt(ids, len(shown), len(shown) < len(context), False)
+
+
+def fit_revision_split(
+    tokenizer: Any, context: Sequence[Pair], attempts: Sequence[Attempted], answer_text: str, max_seq_len: int | None = None
+) -> Split:
+    """A revision prompt (`fit_revision_prompt`'s text, pairs dropped in `revision_shortenings`' order) and
+    `answer_text` tokenized as one text, under the training rule: pairs dropped until the whole fits
+    `max_seq_len` (None: no limit); with one pair left it is returned with fits=False."""
+    if any(len(a.outputs) != len(context) or len(a.errors) != len(context) for a in attempts):
+        raise ValueError("every attempt needs one output and one error entry per context pair")
+    for shown in revision_shortenings(context, attempts):
+        p, a = split_ids(tokenizer, prompt_text(tokenizer, "program", revision_text(context, attempts, shown)), answer_text)
+        if max_seq_len is None or len(p) + len(a) <= max_seq_len:
+            return Split(p, a, len(shown), len(shown) < len(context), True)
+    return Split(p, a, len(shown), len(shown) < len(context), False)
+
+
+def encode_revision_sample(
+    tokenizer: Any, context: Sequence[Pair], attempts: Sequence[Attempted], answer_text: str, max_seq_len: int = 2048
+) -> Encoded | None:
+    """Training ids + labels of a revision sample (pretraining's repair samples, `solve.pretrain.repair`): the
+    revision prompt showing `attempts` on `context`, then `answer_text` (`program_answer(code)`); loss on the
+    answer only. None when even one pair does not fit."""
+    s = fit_revision_split(tokenizer, context, attempts, answer_text, max_seq_len)
+    if not s.fits:
+        return None
+    return Encoded(s.prompt_ids + s.answer_ids, [IGNORE] * len(s.prompt_ids) + s.answer_ids, s.n_context, s.shortened)

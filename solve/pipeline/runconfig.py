@@ -169,6 +169,15 @@ class PretrainSection(BaseModel):
     program_share: float = Field(
         0.7, ge=0, le=1, description="share of training samples whose target is a program (code from examples); the rest are grids"
     )
+    repair_share: float = Field(
+        0.0, ge=0, le=1,
+        description="share of the program micro-batches that are repair samples (solve.pretrain.repair: a known program with one "
+        "call or constant changed, shown with its sandbox outcomes in test-time search's refinement prompt -> the original); "
+        "0 = none are made",
+    )
+    repairs_per_task: int = Field(
+        2, ge=0, description="repair samples made per synthetic training task (its mutants that run and are wrong on a train pair)"
+    )
     real_datasets: list[str] = Field(
         default_factory=lambda: ["arc-agi-1/training", "arc-agi-2/training"],
         description="real training tasks added as grid samples, minus every task sharing a grid with an evaluation set (enforced)",

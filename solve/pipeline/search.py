@@ -46,6 +46,7 @@ from solve.sandbox.programs import extract_program, normalize_source
 from solve.sandbox.verify import Candidate, ProgramResult, verify
 
 if TYPE_CHECKING:
+    from ttt.prompts import Attempted
     from ttt.revise import RevisionRequest, RevisionText
 
 ORIGINS = ("sample", "refine", "crossover")
@@ -268,11 +269,18 @@ def right_pairs(r: ProgramResult, view_task: Task) -> frozenset[int]:
     return frozenset(i for i, (o, p) in enumerate(zip(r.train_outputs, view_task.train)) if o is not None and np.array_equal(o, p.output))
 
 
+def attempted(r: ProgramResult) -> Attempted:
+    """How a revision prompt shows a program the sandbox ran: its source and what it returned (or its error) on
+    each train pair of its view. The one conversion, for test-time search and pretraining's repair samples."""
+    from ttt.prompts import Attempted
+
+    return Attempted(r.source, tuple(r.train_outputs), tuple(r.train_errors))
+
+
 def revision_requests(task: Task, results: Sequence[ProgramResult], search: Search, k: int) -> list[RevisionRequest]:
     """Up to `k` refinement requests (`parents` not revised before) and up to max(1, k // 2) crossover
     requests (two programs of one view, each right on a pair the other gets wrong; the pair right on
     most pairs together first), none shown twice across rounds."""
-    from ttt.prompts import Attempted
     from ttt.revise import RevisionRequest
 
     if k <= 0:
@@ -282,7 +290,7 @@ def revision_requests(task: Task, results: Sequence[ProgramResult], search: Sear
 
     def request(shown: Sequence[ProgramResult]) -> RevisionRequest:
         vt = view_tasks[shown[0].view_name]
-        attempts = tuple(Attempted(p.source, tuple(p.train_outputs), tuple(p.train_errors)) for p in shown)
+        attempts = tuple(attempted(p) for p in shown)
         return RevisionRequest(search.views[shown[0].view_name], vt.train, attempts, tuple(p.program_id for p in shown))
 
     refine = [p for p in parents(partial, near_misses(partial, view_tasks)) if p.program_id not in search.revised][:k]

@@ -13,6 +13,18 @@ def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.3f}"
 
 
+def _repairs(data: dict[str, Any], cfg: RunConfig) -> str:
+    r = data.get("repairs") or {}
+    if not r.get("tasks"):
+        return f"- repair samples: none (pretrain.repair_share={cfg.pretrain.repair_share})"
+    kinds = ", ".join(f"{n} {k}" for k, n in r["kept_by_kind"].items())
+    return (f"- repair samples (a program with one change, in the refinement prompt with its sandbox outcomes -> the program): "
+            f"{data.get('repair_examples', 0)} encoded of {r['kept']} made ({kinds}) from {r['tasks_with_repairs']} of {r['tasks']} tasks, "
+            f"{r['repairs_per_task']} asked per task; {r['run']} mutants run, {r['still_verified']} discarded as still right, "
+            f"{r['no_grid']} as returning no grid, {r['lookup']} as lookup tables; {r['original_not_verified']} tasks whose program "
+            f"did not verify skipped; pretrain.repair_share={cfg.pretrain.repair_share} of program micro-batches")
+
+
 def write_card(out: Path, cfg: RunConfig, report: dict[str, Any]) -> Path:
     data = report["data"]
     lines = [
@@ -45,6 +57,7 @@ def write_card(out: Path, cfg: RunConfig, report: dict[str, Any]) -> Path:
     lines += [
         f"- examples: {data['program_examples']} program (code from examples), {data['grid_examples']} grid "
         f"(output from examples); {data['dropped_too_long']} too long for train.max_seq_len={cfg.train.max_seq_len}",
+        _repairs(data, cfg),
         "",
         "## Training",
         "",

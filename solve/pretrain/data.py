@@ -3,6 +3,8 @@
 Two kinds of example, built with the same prompt code as TTT and inference (ttt.prompts):
   - "program" (code from examples): the task's train pairs and test inputs -> its program;
   - "grid" (output from examples): context pairs + a query input -> the query's output grid.
+A "program" example with `attempts` is a repair sample (solve.pretrain.repair): test-time search's revision
+prompt showing a broken copy of the program and its outcomes -> the program.
 Synthetic tasks give one of each (the grid one asks for a test output). Real training tasks give
 augmented leave-one-out grid examples only (they have no programs). A fixed set of synthetic tasks is
 held out of training for evaluation, chosen by id hash (not by file order); a checkpoint pins it and the
@@ -25,7 +27,7 @@ from augment.gridtext import grid_to_text
 from augment.loo import build_samples
 from augment.sets import get_set
 from augment.tasks import Pair, Task, TaskError, load_challenges
-from ttt.prompts import Encoded, encode_sample, program_answer
+from ttt.prompts import Attempted, Encoded, encode_revision_sample, encode_sample, program_answer
 
 Kind = Literal["program", "grid"]
 
@@ -42,6 +44,9 @@ class Example:
     test_inputs: tuple[np.ndarray, ...]  # shown in program prompts, as at inference
     answer: str  # program_answer(source) or the output grid's text
     origin: str  # task id (and which sample)
+    # A repair sample (solve.pretrain.repair): the programs its refinement prompt shows with their outcomes
+    # on `context` (ttt.prompts.Attempted); the prompt is then test-time search's revision prompt. () otherwise.
+    attempts: tuple[Attempted, ...] = ()
 
 
 @dataclass
@@ -143,7 +148,10 @@ def encode_examples(tokenizer: Any, examples: Sequence[Example], max_seq_len: in
     number dropped."""
     out, dropped = [], 0
     for ex in examples:
-        enc = encode_sample(tokenizer, ex.context, ex.query, ex.answer, kind=ex.kind, max_seq_len=max_seq_len, test_inputs=ex.test_inputs)
+        if ex.attempts:
+            enc = encode_revision_sample(tokenizer, ex.context, ex.attempts, ex.answer, max_seq_len)
+        else:
+            enc = encode_sample(tokenizer, ex.context, ex.query, ex.answer, kind=ex.kind, max_seq_len=max_seq_len, test_inputs=ex.test_inputs)
         if enc is None:
             dropped += 1
         else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,6 +23,7 @@ from solve.pipeline.runconfig import RunConfig, dump_config
 from solve.pretrain.card import write_card
 from solve.pretrain.data import corpus_fingerprint, encode_examples, load_corpus, real_examples, split_heldout, synthetic_examples
 from solve.pretrain.evaluate import summarize, task_counts
+from solve.pretrain.repair import repair_examples
 from ttt.nll import collate, model_device
 from ttt.prompts import Encoded, pad_id
 from ttt.train import LocalRunner, set_checkpointing, train_step
@@ -64,6 +65,7 @@ class Ranks:
 class Pools:
     programs: list[Encoded]
     grids: list[Encoded]
+    repairs: list[Encoded] = field(default_factory=list)  # solve.pretrain.repair: `pretrain.repair_share` of program micro-batches
 
 
 def draw_step(pools: Pools, step: int, seed: int, cfg: RunConfig, world: int = 1) -> list[list[Encoded]]:
@@ -74,6 +76,8 @@ def draw_step(pools: Pools, step: int, seed: int, cfg: RunConfig, world: int = 1
     for _ in range(cfg.train.grad_accum * world):
         use_programs = pools.programs and (not pools.grids or rng.random() < cfg.pretrain.program_share)
         pool = pools.programs if use_programs else pools.grids
+        if use_programs and pools.repairs and cfg.pretrain.repair_share > 0 and rng.random() < cfg.pretrain.repair_share:
+            pool = pools.repairs  # no draw when there are none: the data order of runs without repairs is unchanged
         batch: list[Encoded] = []
         width = 0
         for i in rng.permutation(len(pool))[:64].tolist():  # at most 64 candidates per micro-batch
@@ -121,6 +125,8 @@ def pretrain(cfg: RunConfig, corpora: Sequence[str | Path], out: str | Path, con
     small = [t for t in corpus.tasks if t.max_side <= cfg.pretrain.max_grid_side]
     train_tasks, heldout = split_heldout(small, cfg.pretrain.heldout_tasks)
     programs, grids = synthetic_examples(train_tasks, corpus.sources)
+    repairs, repair_counts = repair_examples(train_tasks, corpus.sources, cfg.pretrain.repairs_per_task if cfg.pretrain.repair_share > 0 else 0,
+                                             cfg.run.seed, sandbox_config=cfg.sandbox)
     real, real_reports = real_examples(cfg.pretrain.real_datasets, cfg.pretrain.real_samples_per_task, cfg.run.seed,
                                       cfg.pretrain.max_grid_side)
     model, tokenizer = load_model(cfg.model if device is None else cfg.model.model_copy(update={"device": device}))
@@ -137,17 +143,19 @@ def pretrain(cfg: RunConfig, corpora: Sequence[str | Path], out: str | Path, con
         params = lora_parameters(model)
     enc_programs, drop_p = encode_examples(tokenizer, programs, cfg.train.max_seq_len)
     enc_grids, drop_g = encode_examples(tokenizer, grids + real, cfg.train.max_seq_len)
-    pools = Pools(enc_programs, enc_grids)
+    enc_repairs, drop_r = encode_examples(tokenizer, repairs, cfg.train.max_seq_len)
+    pools = Pools(enc_programs, enc_grids, enc_repairs)
     if not pools.programs and not pools.grids:
         raise PretrainError(f"no training example fits train.max_seq_len={cfg.train.max_seq_len}")
     fingerprint = corpus_fingerprint(train_tasks, heldout)
     data = {
         "fingerprint": fingerprint,
         "corpora": corpus.reports, "larger_than_max_side": len(corpus.tasks) - len(small), "synthetic_train_tasks": len(train_tasks), "heldout_tasks": [t.id for t in heldout],
-        "program_examples": len(enc_programs), "grid_examples": len(enc_grids), "dropped_too_long": drop_p + drop_g,
+        "program_examples": len(enc_programs), "grid_examples": len(enc_grids), "dropped_too_long": drop_p + drop_g + drop_r,
+        "repair_examples": len(enc_repairs), "repairs": repair_counts.to_dict(),
         "real_datasets": real_reports, "real_examples": len(real),
     }
-    console.print(f"pretrain: {len(enc_programs)} program and {len(enc_grids)} grid examples "
+    console.print(f"pretrain: {len(enc_programs)} program, {len(enc_repairs)} repair and {len(enc_grids)} grid examples "
                   f"({len(train_tasks)} synthetic tasks, {len(real)} real-task samples; {len(heldout)} tasks held out)")
     for r in real_reports:
         console.print(f"  {r['dataset']}: {r['total'] - r['excluded']} of {r['total']} tasks used, {r['excluded']} excluded (share a grid with an evaluation set)")

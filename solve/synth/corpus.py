@@ -1,8 +1,11 @@
 """A corpus of synthetic tasks with their programs, written in Kaggle format; deterministic and shardable.
 
 Slots 0..n-1 each yield at most one task, `synth-s{seed}-{index:07d}`. Everything about slot i comes
-from a numpy Generator seeded with (seed, i): where its inputs come from, the inputs, and the
+from a numpy Generator seeded with (seed, i): where its inputs come from, whether its program keeps
+the input's shape (SHAPE_SHARE of the slots, ARC-AGI-1 training's share), the inputs, and the
 programs tried on them until one is accepted (or MAX_ATTEMPTS fail: the slot stays empty).
+ARC inputs are drawn once per slot; generated inputs are drawn for each program, in the style that
+shows its concept (inputs.concept_style).
 
 Inputs come from a *family*: one clean ARC-AGI-1 training task (its grids), or a generated input set
 of slot i alone. A behaviour duplicate is a program with the same outputs on the same inputs as one
@@ -27,14 +30,17 @@ import numpy as np
 
 from augment.contamination import clean_training, evaluation_grid_keys, leaks
 from augment.tasks import Task
-from solve.synth.check import REASONS, judge
-from solve.synth.inputs import arc_inputs, arc_pool, generated_inputs
+from solve.dsl.core import background_of
+from solve.synth.check import OBJECT_PRIMS, REASONS, judge
+from solve.synth.inputs import STYLES, arc_inputs, arc_pool, concept_style, draw_look, styled_inputs
 from solve.synth.program import random_program
 
 SOURCE_DATASET = "arc-agi-1/training"  # never an evaluation set: clean_training refuses those
 ARC_SHARE = 0.5  # fraction of slots whose inputs come from ARC training grids
 MAX_ATTEMPTS = 60  # programs tried per slot before it is left empty
 MIN_INPUTS = 4  # 3 train + 1 test
+SHAPE_SHARE = 0.655  # ARC-AGI-1 training tasks whose outputs all keep their input's shape: 262 of 400
+MAX_ARC_SIDE = 12  # larger ARC grids make tasks longer than the pretraining prompt holds
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,7 @@ class Sources:
 def load_sources() -> Sources:
     """Clean ARC-AGI-1 training tasks (sharing no grid with any evaluation set) and the evaluation keys."""
     tasks, report = clean_training(SOURCE_DATASET)
-    usable = [(t, tuple(pool)) for t in tasks if len(pool := arc_pool(t)) >= MIN_INPUTS]
+    usable = [(t, tuple(pool)) for t in tasks if len(pool := arc_pool(t, MAX_ARC_SIDE)) >= MIN_INPUTS]
     return Sources(tuple(t for t, _ in usable), tuple(p for _, p in usable), evaluation_grid_keys(), report)
 
 
@@ -95,27 +101,39 @@ def make_slot(
     seen: set[bytes],
     rejects: Counter,
 ) -> Accepted | None:
-    """Draw the slot's inputs, then programs until one is accepted; count every reject by reason."""
-    n_train, n_test = 3 + int(rng.integers(3)), 1 + int(rng.random() < 0.3)
+    """Draw the slot's inputs (ARC) or look (generated), then programs until one is accepted; count
+    every reject by reason."""
+    keep_shape = bool(rng.random() < SHAPE_SHARE)
+    # Three pairs mostly: with a test input they fill the prompt budget at sides of ~10 (check.MAX_PROMPT_CELLS).
+    n_train, n_test = 3 + int(rng.random() < 0.25), 1
     if family[0] == "arc":
         inputs = arc_inputs(rng, list(sources.pools[family[1]]), n_train + n_test)
         origin = f"arc:{sources.arc_tasks[family[1]].id}"
+        if len(inputs) < n_train + n_test:  # a small pool: one test input, as many train as there are
+            n_train = len(inputs) - 1
+        if n_train < MIN_INPUTS - 1:
+            return None
+        palette = _palette(inputs)
+        backgrounds = {background_of(g) for g in inputs}
+        bg = backgrounds.pop() if len(backgrounds) == 1 else None
     else:
-        style, inputs = generated_inputs(rng, n_train + n_test, sources.eval_keys)
-        origin = f"generated:{style}"
-    if len(inputs) < n_train + n_test:  # a small pool: keep one test input, as many train as there are
-        n_test = 1
-        n_train = len(inputs) - 1
-    if n_train < MIN_INPUTS - 1:
-        return None
-    palette = _palette(inputs)
+        bg, colors = draw_look(rng)
+        palette = (bg, *colors)
     for _ in range(MAX_ATTEMPTS):
-        program = random_program(rng, palette)
-        verdict = judge(program, inputs, n_train, sources.eval_keys, seen)
+        program = random_program(rng, palette, keep_shape=keep_shape, background=bg)
+        if family[0] == "gen":  # inputs that show the program's concept
+            style = concept_style(program.primitives, OBJECT_PRIMS) or STYLES[int(rng.integers(len(STYLES)))]
+            inputs = styled_inputs(rng, n_train + n_test, style, bg, colors, sources.eval_keys)
+            origin = f"generated:{style}"
+            if len(inputs) < n_train + n_test:
+                rejects["few_inputs"] += 1
+                continue
+        verdict = judge(program, inputs, n_train, sources.eval_keys, seen, keep_shape)
         if verdict.reason is not None:
             rejects[verdict.reason] += 1
             continue
         seen.add(verdict.key)
+        program = verdict.program
         pairs = tuple(zip(inputs, verdict.outputs))
         return Accepted(
             index, pairs[:n_train], pairs[n_train:], program.source(), program.depth, tuple(program.primitives), origin

@@ -3,6 +3,11 @@
 All inputs of one task share a style, a background and a palette, so that one program means the same
 thing on each of them (as in a real ARC task). Grids within a task are distinct. ARC-derived inputs
 come only from the grids of one clean ARC-AGI-1 training task (augment.contamination.clean_training).
+
+Generated inputs follow the program's concept (`concept_style`): a program about objects gets several
+separated objects on a background, one that connects gets same-color pairs in line, one that fills
+gets outlines, one that completes symmetry gets a symmetric pattern. Sides are 3..10 (a fifth of the
+tasks 6..12): three pairs and a test input of that size fit a ~1024-token prompt.
 """
 
 from __future__ import annotations
@@ -14,7 +19,17 @@ import numpy as np
 from augment.contamination import grid_key
 from augment.tasks import Task
 
-STYLES = ("objects", "noise", "symmetric", "points", "outlines")
+STYLES = ("objects", "noise", "symmetric", "points", "outlines", "pairs")
+SIDES = ((3, 10), (6, 12))  # inclusive side ranges: usual tasks, and a fifth of them larger
+BIG_SHARE = 0.2
+_MIN_SIDE = {"objects": 5, "outlines": 5, "pairs": 4}  # room for what the style draws
+# Which style shows a primitive's concept; the first match in this order wins.
+_CONCEPTS = (
+    ("pairs", frozenset({"connect", "connect_same"})),
+    ("outlines", frozenset({"fill_enclosed", "flood_fill"})),
+    ("symmetric", frozenset({"complete_symmetry_h", "complete_symmetry_v", "fill_symmetric", "fill_periodic"})),
+    ("noise", frozenset({"denoise"})),
+)
 
 
 def _canvas(h: int, w: int, bg: int) -> np.ndarray:
@@ -22,18 +37,46 @@ def _canvas(h: int, w: int, bg: int) -> np.ndarray:
 
 
 def _objects(rng: np.random.Generator, h: int, w: int, bg: int, palette: np.ndarray) -> np.ndarray:
-    """A few filled rectangles and small random blobs on the background."""
+    """Two to five filled rectangles and small blobs on the background, each with a free cell around
+    it, so that every one is its own object (what object programs pick, move and recolor)."""
     g = _canvas(h, w, bg)
-    for _ in range(1 + int(rng.integers(4))):
-        color = palette[int(rng.integers(len(palette)))]
-        oh, ow = 1 + int(rng.integers(min(4, h))), 1 + int(rng.integers(min(4, w)))
+    free = np.ones((h, w), dtype=bool)  # cells no object or margin uses yet
+    want = 2 + int(rng.integers(4))
+    for _ in range(4 * want):
+        oh, ow = 1 + int(rng.integers(min(4, h - 1))), 1 + int(rng.integers(min(4, w - 1)))
         r, c = int(rng.integers(h - oh + 1)), int(rng.integers(w - ow + 1))
+        if not free[max(r - 1, 0) : r + oh + 1, max(c - 1, 0) : c + ow + 1].all():
+            continue  # touching another object: try another place
+        color = palette[int(rng.integers(len(palette)))]
         if rng.random() < 0.5:
             g[r : r + oh, c : c + ow] = color
-        else:  # a blob: a random subset of the box, never empty
+        else:  # a blob: a random subset of the box with its first row's first cell set, never empty
             cells = rng.random((oh, ow)) < 0.6
-            cells[int(rng.integers(oh)), int(rng.integers(ow))] = True
+            cells[0, int(rng.integers(ow))] = True
             g[r : r + oh, c : c + ow][cells] = color
+        free[max(r - 1, 0) : r + oh + 1, max(c - 1, 0) : c + ow + 1] = False
+        want -= 1
+        if want == 0:
+            break
+    return g
+
+
+def _pairs(rng: np.random.Generator, h: int, w: int, bg: int, palette: np.ndarray) -> np.ndarray:
+    """One to three pairs of same-colored pixels on one row or one column, at least two cells apart
+    (what connect draws between), and sometimes a stray pixel."""
+    g = _canvas(h, w, bg)
+    for _ in range(1 + int(rng.integers(3))):
+        color = palette[int(rng.integers(len(palette)))]
+        if rng.random() < 0.5:  # on a row
+            r, (a, b) = int(rng.integers(h)), sorted(rng.choice(w, size=2, replace=False).tolist())
+            if b - a >= 2 and (g[r, a : b + 1] == bg).all():
+                g[r, a] = g[r, b] = color
+        else:
+            c, (a, b) = int(rng.integers(w)), sorted(rng.choice(h, size=2, replace=False).tolist())
+            if b - a >= 2 and (g[a : b + 1, c] == bg).all():
+                g[a, c] = g[b, c] = color
+    if rng.random() < 0.3:
+        g[int(rng.integers(h)), int(rng.integers(w))] = palette[int(rng.integers(len(palette)))]
     return g
 
 
@@ -95,7 +138,51 @@ _STYLE_FNS: dict[str, Callable[..., np.ndarray]] = {
     "symmetric": _symmetric,
     "points": _points,
     "outlines": _outlines,
+    "pairs": _pairs,
 }
+
+
+def concept_style(primitives: list[str] | tuple[str, ...], object_prims: frozenset[str]) -> str | None:
+    """The input style that shows what a program with these primitives does, or None (any style)."""
+    used = set(primitives)
+    if used & object_prims:
+        return "objects"
+    return next((style for style, prims in _CONCEPTS if used & prims), None)
+
+
+def draw_look(rng: np.random.Generator) -> tuple[int, tuple[int, ...]]:
+    """A task's background (mostly black) and its 1-3 other colors."""
+    bg = 0 if rng.random() < 0.8 else int(rng.integers(10))
+    others = np.array([c for c in range(10) if c != bg], dtype=np.uint8)
+    return bg, tuple(int(c) for c in rng.permutation(others)[: 1 + int(rng.integers(3))])
+
+
+def styled_inputs(
+    rng: np.random.Generator,
+    k: int,
+    style: str,
+    bg: int,
+    palette: tuple[int, ...],
+    exclude: frozenset[bytes] = frozenset(),
+) -> list[np.ndarray]:
+    """k distinct grids of `style` on background `bg` in `palette`, none whose grid_key is in `exclude`
+    (e.g. evaluation grids: small simple grids do recur there); fewer only if the style keeps
+    repeating itself, which the caller treats as a failed draw."""
+    lo, hi = SIDES[rng.random() < BIG_SHARE]
+    lo = max(lo, _MIN_SIDE.get(style, 1))
+    colors = np.array(palette, dtype=np.uint8)
+    grids: list[np.ndarray] = []
+    seen: set[bytes] = set()
+    for _ in range(4 * k):
+        h, w = int(rng.integers(lo, hi + 1)), int(rng.integers(lo, hi + 1))
+        g = _STYLE_FNS[style](rng, h, w, bg, colors)
+        key = grid_key(g)
+        if key not in seen and key not in exclude:
+            seen.add(key)
+            grids.append(g)
+            if len(grids) == k:
+                break
+    return grids
 
 
 def generated_inputs(rng: np.random.Generator, k: int, exclude: frozenset[bytes] = frozenset()) -> tuple[str, list[np.ndarray]]:
@@ -103,33 +190,19 @@ def generated_inputs(rng: np.random.Generator, k: int, exclude: frozenset[bytes]
     `exclude` (e.g. evaluation grids: small simple grids do recur there); fewer grids only if the
     style keeps repeating itself, which the caller treats as a failed draw."""
     style = STYLES[int(rng.integers(len(STYLES)))]
-    bg = 0 if rng.random() < 0.8 else int(rng.integers(10))
-    others = np.array([c for c in range(10) if c != bg], dtype=np.uint8)
-    palette = rng.permutation(others)[: 1 + int(rng.integers(3))]
-    big = rng.random() < 0.2  # mostly small grids: they leave room to tile, scale and concatenate
-    lo, hi = (8, 21) if big else (3, 13)
-    grids: list[np.ndarray] = []
-    seen: set[bytes] = set()
-    for _ in range(4 * k):
-        h, w = int(rng.integers(lo, hi)), int(rng.integers(lo, hi))
-        g = _STYLE_FNS[style](rng, h, w, bg, palette)
-        key = grid_key(g)
-        if key not in seen and key not in exclude:
-            seen.add(key)
-            grids.append(g)
-            if len(grids) == k:
-                break
-    return style, grids
+    bg, palette = draw_look(rng)
+    return style, styled_inputs(rng, k, style, bg, palette, exclude)
 
 
-def arc_pool(task: Task) -> list[np.ndarray]:
-    """The distinct grids of an ARC task (inputs first, then outputs), to draw task inputs from."""
+def arc_pool(task: Task, max_side: int = 30) -> list[np.ndarray]:
+    """The distinct grids of an ARC task (inputs first, then outputs) with no side over `max_side`,
+    to draw task inputs from."""
     pool, seen = [], set()
     grids = [p.input for p in task.train] + list(task.test_inputs)
     grids += [p.output for p in task.train] + list(task.test_outputs or ())
     for g in grids:
         key = grid_key(g)
-        if key not in seen:
+        if key not in seen and max(g.shape) <= max_side:
             seen.add(key)
             pool.append(g)
     return pool

@@ -52,6 +52,21 @@ _WEIGHTS = {
     "diagonal_grid": 0.1, "blank_like": 0.2, "hconcat": 0.6, "vconcat": 0.6, "tile": 0.8,
     "upscale": 0.8, "downscale": 0.4, "recolor_map": 0.6, "move_object": 0.6,
 }  # fmt: skip
+# Primitives whose output has their (first) input's shape, whatever the arguments: a chain of them
+# keeps the input's shape, as about 65 % of ARC-AGI-1 training tasks do (262 of 400).
+SHAPE_KEEPING = frozenset({
+    "rot180", "flip_h", "flip_v", "shift", "roll", "recolor", "recolor_map", "swap_colors",
+    "replace_foreground", "keep_color", "remove_color", "move_object", "recolor_object", "delete_object",
+    "keep_object", "remove_small_objects", "recolor_largest", "recolor_by_size", "apply_mask", "draw_line",
+    "extend_color", "cross_lines", "draw_border", "box_outline", "fill_box", "halo", "flood_fill",
+    "fill_enclosed", "complete_symmetry_h", "complete_symmetry_v", "gravity", "overlay", "cell_and",
+    "cell_or", "cell_xor", "cell_nor", "cell_diff", "keep_objects", "delete_objects", "paint_region",
+    "map_objects", "slide", "move_toward", "recolor_by_rank", "fill_periodic", "fill_symmetric",
+    "connect", "connect_same", "extend_all", "denoise", "blank_like",
+})  # fmt: skip
+# Color parameters that name a color to change or keep: the background there recolors the whole
+# field or keeps nothing, which ARC tasks almost never do, so they take foreground colors only.
+_SOURCE_COLORS = {("recolor", "a"), ("swap_colors", "a"), ("swap_colors", "b"), ("keep_color", "color")}
 _SPLITS = (("left_half", "right_half"), ("top_half", "bottom_half"))
 _CELLWISE = {"overlay", "cell_and", "cell_or", "cell_xor", "cell_nor", "cell_diff"}
 _TWO_GRID = {"hconcat", "vconcat"} | _CELLWISE
@@ -119,18 +134,23 @@ def _functions() -> dict[str, Callable]:
 
 
 @cache
-def _chain_table() -> tuple[tuple[Primitive, ...], tuple[float, ...]]:
-    """Grid-valued primitives a chain step may use, with cumulative weights for fast weighted draws."""
-    prims = tuple(returning(GRID))
+def _chain_table(kind: str = "all") -> tuple[tuple[Primitive, ...], tuple[float, ...]]:
+    """Grid-valued primitives a chain step may use ("all", "keep": SHAPE_KEEPING, "change": the others),
+    with cumulative weights for fast weighted draws."""
+    prims = tuple(
+        p for p in returning(GRID) if kind == "all" or (p.name in SHAPE_KEEPING) == (kind == "keep")
+    )
     return prims, tuple(accumulate(_WEIGHTS.get(p.name, 1.0) for p in prims))
 
 
 class _Builder:
     """Accumulates steps for one program; `rng` drives every choice."""
 
-    def __init__(self, rng: np.random.Generator, palette: tuple[int, ...]):
+    def __init__(self, rng: np.random.Generator, palette: tuple[int, ...], background: int | None = None):
         self.rng = rng
         self.palette = palette
+        self.background = background
+        self.foreground = tuple(c for c in palette if c != background)
         self.steps: list[Step] = []
         self.depth = [0]  # grid-call depth of each value (queries carry their grid's depth)
 
@@ -151,6 +171,8 @@ class _Builder:
         r = self.rng.random()
         if (prim, name) in PARAM_CHOICES:  # parameters that take only part of their type's range
             return self.pick(PARAM_CHOICES[(prim, name)])
+        if (prim, name) in _SOURCE_COLORS and self.foreground:
+            return self.pick(self.foreground)
         if type_ == COLOR:
             if prim in _CELLWISE:  # they paint on 0: painting with 0 would give a blank grid
                 return 1 + int(self.rng.integers(9))
@@ -166,10 +188,16 @@ class _Builder:
         if type_ in CHOICES:  # directions and the named choices (object filters, regions, ...)
             return self.pick(CHOICES[type_])
         if type_ == COLOR_MAP:
-            sources = list(self.palette) or [int(self.rng.integers(10))]
+            # Foreground colors only, and no entry {c: c}: an entry that changes nothing claims a rule
+            # the pairs cannot show, and recoloring the background recolors the whole field.
+            sources = list(self.foreground) or [c for c in range(1, 10) if c != self.background]
             n = 1 + int(self.rng.integers(min(3, len(sources))))
             olds = [sources[i] for i in self.rng.permutation(len(sources))[:n]]
-            return {old: self.color() for old in sorted(olds)}
+            mapping = {}
+            for old in sorted(olds):
+                new = self.color()
+                mapping[old] = new if new != old else (old + 1 + int(self.rng.integers(9))) % 10
+            return mapping
         raise ValueError(f"no constant for type {type_}")
 
     def query(self, type_: str, grid: int) -> int:
@@ -227,17 +255,19 @@ class _Builder:
             return m
         raise ValueError(f"no query for type {type_}")
 
-    def chain_step(self, cur: int, room: int) -> int:
-        """Apply one grid primitive to the current value, adding at most `room` depth; returns the new value."""
-        prims, cum = _chain_table()
+    def chain_step(self, cur: int, room: int, kind: str = "all") -> int:
+        """Apply one grid primitive of `kind` (see _chain_table) to the current value, adding at most
+        `room` depth; returns the new value."""
+        prims, cum = _chain_table(kind)
         earlier = tuple(i for i in range(len(self.depth)) if i != cur and (i == 0 or self.steps[i - 1].returns == GRID))
+        can_split = room >= 2 and kind != "keep"  # halves change the shape
         while True:
             prim = prims[bisect(cum, self.rng.random() * cum[-1])]
             # A cell-by-cell combination of a grid with itself is trivial: it needs halves or another grid.
-            if prim.name not in _CELLWISE or earlier or room >= 2:
+            if prim.name not in _CELLWISE or earlier or can_split:
                 break
         n_grids = sum(p.type == GRID for p in prim.params)
-        split = prim.name in _TWO_GRID and room >= 2 and (self.rng.random() < 0.6 or (prim.name in _CELLWISE and not earlier))
+        split = prim.name in _TWO_GRID and can_split and (self.rng.random() < 0.6 or (prim.name in _CELLWISE and not earlier))
         if split:
             # The usual ARC shape of a two-panel puzzle: the two halves of one grid, combined.
             first, second = self.pick(_SPLITS)
@@ -265,8 +295,16 @@ class _Builder:
         return self.add(prim.name, args, GRID, depth)
 
 
-def random_program(rng: np.random.Generator, palette: tuple[int, ...], depth: int | None = None) -> Program:
-    """A random program of the given depth (1..4; drawn when None), with color constants mostly from `palette`."""
+def random_program(
+    rng: np.random.Generator,
+    palette: tuple[int, ...],
+    depth: int | None = None,
+    keep_shape: bool | None = None,
+    background: int | None = None,
+) -> Program:
+    """A random program of the given depth (1..4; drawn when None), with color constants mostly from
+    `palette`. keep_shape True: only SHAPE_KEEPING steps; False: one step (at a random depth) changes
+    the shape; None: any steps. `background`, when known, is never a recolor's source."""
     if depth is None:
         r, depth = rng.random(), 1
         for w in accumulate(DEPTH_WEIGHTS):
@@ -274,8 +312,10 @@ def random_program(rng: np.random.Generator, palette: tuple[int, ...], depth: in
                 break
             depth += 1
         depth = min(depth, MAX_DEPTH)
-    b = _Builder(rng, palette)
+    b = _Builder(rng, palette, background)
+    change_at = int(rng.integers(depth)) if keep_shape is False else -1
     cur = 0
     while b.depth[cur] < depth:
-        cur = b.chain_step(cur, depth - b.depth[cur])
+        kind = "all" if keep_shape is None else "keep" if keep_shape or b.depth[cur] != change_at else "change"
+        cur = b.chain_step(cur, depth - b.depth[cur], kind)
     return Program(tuple(b.steps), b.depth[cur])

@@ -44,7 +44,7 @@ CASES = [
     ("noop_step", prog(FLIP, ("remove_color", ("ref:1", 9), "Grid")), INPUTS),
     ("dihedral", prog(FLIP, ("flip_v", ("ref:1",), "Grid")), INPUTS),
     (None, prog(FLIP, ("flip_v", ("ref:1",), "Grid"), depth=1), INPUTS),  # a plain rotation is a fine depth-1 task
-    (None, prog(("largest_object", ("ref:0", True), "Object"), ("crop_to_object", ("ref:0", "ref:1"), "Grid")), INPUTS),
+    (None, prog(("largest_object", ("ref:0", True), "Object"), ("crop_to_object", ("ref:0", "ref:1"), "Grid"), depth=1), INPUTS),
 ]
 
 

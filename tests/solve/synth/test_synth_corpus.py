@@ -105,14 +105,13 @@ def test_corpus_loads_as_kaggle_challenges(run0):
 
 def test_a_planted_evaluation_grid_is_rejected_and_counted(tmp_path, sources, monkeypatch):
     planted = load_dataset("arc-agi-1/evaluation").tasks[0].train[0].input
-    real_gen, real_arc = corpus.generated_inputs, corpus.arc_inputs
+    real_gen, real_arc = corpus.styled_inputs, corpus.arc_inputs
 
     # Every input set now holds one evaluation grid, whichever source the slot uses.
-    def planted_generated(rng, k, exclude=frozenset()):
-        style, grids = real_gen(rng, k)
-        return style, [planted] + grids[1:]
+    def planted_generated(rng, k, style, bg, palette, exclude=frozenset()):
+        return [planted] + real_gen(rng, k, style, bg, palette)[1:]
 
-    monkeypatch.setattr(corpus, "generated_inputs", planted_generated)
+    monkeypatch.setattr(corpus, "styled_inputs", planted_generated)
     monkeypatch.setattr(corpus, "arc_inputs", lambda rng, pool, k: [planted] + real_arc(rng, pool, k)[1:])
     report = generate_corpus(12, 0, tmp_path, progress=False, sources=sources)
     assert report["accepted"] == 0 and report["empty_slots"] == 12
@@ -133,7 +132,8 @@ def test_behaviour_duplicates_within_a_family_are_rejected(tmp_path, sources, mo
     assert len(one.pools[0]) == 4
     flip = Program((Step("flip_h", (("ref", 0),), "Grid"),), 1)
     monkeypatch.setattr(corpus, "ARC_SHARE", 1.0)
-    monkeypatch.setattr(corpus, "random_program", lambda rng, palette: flip)
+    monkeypatch.setattr(corpus, "SHAPE_SHARE", 1.0)  # flip_h keeps the shape: every slot must ask for that
+    monkeypatch.setattr(corpus, "random_program", lambda rng, palette, **kw: flip)
     report = generate_corpus(3, 0, tmp_path, progress=False, sources=one)
     assert report["accepted"] == 1 and report["empty_slots"] == 2
     assert report["rejects"]["duplicate"] == 2 * MAX_ATTEMPTS

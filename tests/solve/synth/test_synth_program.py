@@ -88,6 +88,8 @@ def test_generated_inputs_are_distinct_valid_and_avoid_excluded_grids():
 
 def test_arc_inputs_come_from_the_pool(sources):
     pool = list(sources.pools[0])
-    assert pool == arc_pool(sources.arc_tasks[0])
+    from solve.synth.corpus import MAX_ARC_SIDE
+
+    assert pool == arc_pool(sources.arc_tasks[0], MAX_ARC_SIDE) and all(max(g.shape) <= MAX_ARC_SIDE for g in pool)
     picked = arc_inputs(np.random.default_rng(0), pool, 4)
     assert len(picked) == min(4, len(pool)) and all(any(g is p for p in pool) for g in picked)
