@@ -86,6 +86,8 @@ def corpus(
     seconds: Annotated[float, typer.Option("--seconds", min=0.01, help="search budget per task")] = 10.0,
     workers: Annotated[int, typer.Option("--workers", min=1, help="tasks searched in parallel (one core each)")] = 1,
     limit: LimitOpt = None,
+    views: Annotated[int, typer.Option("--views", min=0, help="augmented views per found task (turn/flip + colours), each with its verified program")] = 4,
+    seed: Annotated[int, typer.Option("--seed", help="draws the views")] = 0,
 ) -> None:
     """Real training tasks with programs: the DSL search over the clean tasks of training sets (no grid
     of an evaluation set); a program right on train and test makes a task of a pretraining corpus."""
@@ -100,9 +102,9 @@ def corpus(
                       transient=True) as bar:
             job = bar.add_task("tasks", total=None)
             report = build_corpus(dataset, out, depth, seconds, workers, lambda _tid, _ok: bar.update(job, advance=1),
-                                  " ".join(["arc-ttt", *sys.argv[1:]]), limit)
+                                  " ".join(["arc-ttt", *sys.argv[1:]]), limit, views, seed)
     except ValueError as e:
         raise fail(str(e)) from None
     excluded = ", ".join(f"{r['dataset']}: {r['excluded']} of {r['total']} excluded" for r in report["contamination"]["datasets"])
     console.print(f"{report['accepted']} of {report['searched']} clean tasks have a program right on train and test "
-                  f"({excluded}); wrote {out}", highlight=False)
+                  f"({excluded}), with {report['views']} augmented views ({report['views_conjugated']} conjugated by a turn); wrote {out}", highlight=False)

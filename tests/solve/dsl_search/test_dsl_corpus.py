@@ -22,7 +22,9 @@ def test_corpus_of_real_tasks_loads_and_its_programs_are_right(tmp_path):
     report = json.loads((out / "synth_report.json").read_text())
     assert report["searched"] == 12 and report["accepted"] >= 1 and report["contamination"]["clean"]
     corpus = load_corpus([out])
-    assert len(corpus.tasks) == report["accepted"]
+    # each accepted task and its views (turned and recoloured), every one with a program right on train and test
+    assert len(corpus.tasks) == report["accepted"] + report["views"] and report["views"] >= report["accepted"]
+    assert sum(not t.id.split("-")[-1].startswith("v") for t in corpus.tasks) == report["accepted"]
     for task in corpus.tasks:
         scope: dict = {}
         exec(compile(corpus.sources[task.id], task.id, "exec"), scope)  # our own search's DSL program
