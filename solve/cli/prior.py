@@ -13,25 +13,62 @@ from solve.cli.common import ConfigOpt, SetOpt, console, fail, json_stdout, load
 
 
 def synth(
-    n: Annotated[int, typer.Option("--n", help="slots to generate (each yields at most one task)")],
     out: Annotated[Path, typer.Option("--out", help="directory for challenges.json, solutions.json, programs.jsonl")],
+    n: Annotated[Optional[int], typer.Option("--n", help="slots to generate (each yields at most one task); "
+                                             "leave out with --stats to read an existing corpus in --out")] = None,
     seed: Annotated[int, typer.Option(help="corpus seed: the same seed and n give the same files")] = 0,
     shard: Annotated[Optional[str], typer.Option(help="i/n: only this shard's tasks (shards partition the corpus)")] = None,
+    stats: Annotated[bool, typer.Option("--stats", help="print the corpus's stats (degenerate shares, shapes kept, "
+                                        "depths, primitives) after generating, or of --out alone without --n")] = False,
+    sample: Annotated[int, typer.Option(help="--stats: depth>=2 tasks run through the depth-1 DSL search (0: none)")] = 100,
+    search_seconds: Annotated[float, typer.Option(help="--stats: search time per sampled task")] = 2.0,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report (and stats) as JSON")] = False,
 ) -> None:
-    """Generate synthetic tasks with their DSL programs (Kaggle format), rejects counted, contamination checked."""
-    from solve.synth.corpus import generate_corpus
-
-    if n < 0:
+    """Generate synthetic tasks with their DSL programs (Kaggle format), rejects counted, contamination checked;
+    --stats: how ARC-like the corpus is."""
+    if n is None and not stats:
+        raise fail("give --n (slots to generate), or --stats to read the corpus in --out")
+    if n is not None and n < 0:
         raise fail(f"--n must be >= 0, got {n}")
+    if n is None and not (out / "challenges.json").exists():
+        raise fail(f"no corpus in {out}: challenges.json is missing")
     with json_stdout(as_json) as emit:  # --json: the progress bar and any log line go to stderr
-        report = generate_corpus(n, seed, out, parse_shard(shard) if shard else (0, 1), progress=progress)
-        report["command"] = " ".join(["arc-ttt", *sys.argv[1:]])  # how to make these files again (the model card cites it)
-        (Path(out) / "synth_report.json").write_text(json.dumps(report, indent=1))
+        report = None
+        if n is not None:
+            from solve.synth.corpus import generate_corpus
+
+            report = generate_corpus(n, seed, out, parse_shard(shard) if shard else (0, 1), progress=progress)
+            report["command"] = " ".join(["arc-ttt", *sys.argv[1:]])  # how to make these files again (the model card cites it)
+            (Path(out) / "synth_report.json").write_text(json.dumps(report, indent=1))
+        corpus_stats = _corpus_stats(out, sample, search_seconds) if stats else None
         if as_json:
-            emit(report)
+            emit(report if corpus_stats is None else corpus_stats if report is None else {**report, "stats": corpus_stats})
             return
+    if report is not None:
+        _print_report(report, out)
+    if corpus_stats is not None:
+        from solve.synth.stats import format_stats
+
+        console.print(format_stats(corpus_stats), highlight=False)
+    if report is not None and not report["contamination"]["clean"]:
+        raise typer.Exit(1)
+
+
+def _corpus_stats(out: Path, sample: int, seconds: float) -> dict:
+    """solve.synth.stats with the depth-1 DSL search as the one-call test (the search sits above synth)."""
+    from solve.dsl_search.search import search_task
+    from solve.synth.stats import corpus_stats
+
+    def one_call(task) -> bool:  # one call that reproduces every train and test output
+        found = search_task(task, depth=1, seconds=seconds, max_solutions=4, near_misses=0).solutions
+        want = list(task.test_outputs or ())
+        return any(all(a.shape == b.shape and (a == b).all() for a, b in zip(f.test_outputs, want)) for f in found)
+
+    return corpus_stats(out, one_call if sample else None, sample, f"depth-1 DSL search, {seconds:g} s each")
+
+
+def _print_report(report: dict, out: Path) -> None:
     c = report["contamination"]
     console.print(f"accepted {report['accepted']} of {report['attempted']} programs tried over {report['slots']} slots "
                   f"({report['tasks_per_s']} tasks/s); rejects: " + ", ".join(f"{k} {v}" for k, v in report["rejects"].items() if v))
@@ -39,8 +76,6 @@ def synth(
                   f"{c['written_contaminated']} found, {c['rejected_contaminated']} candidates rejected -> "
                   + ("[green]clean[/]" if c["clean"] else "[red]CONTAMINATED[/]"))
     console.print(f"wrote {out}/challenges.json, solutions.json, programs.jsonl")
-    if not c["clean"]:
-        raise typer.Exit(1)
 
 
 def pretrain(
