@@ -40,43 +40,47 @@ def _objects(rng: np.random.Generator, h: int, w: int, bg: int, palette: np.ndar
     """Two to five filled rectangles and small blobs on the background, each with a free cell around
     it, so that every one is its own object (what object programs pick, move and recolor)."""
     g = _canvas(h, w, bg)
-    free = np.ones((h, w), dtype=bool)  # cells no object or margin uses yet
-    want = 2 + int(rng.integers(4))
-    for _ in range(4 * want):
-        oh, ow = 1 + int(rng.integers(min(4, h - 1))), 1 + int(rng.integers(min(4, w - 1)))
+    want, placed = 2 + int(rng.integers(4)), 0
+    most = max(1, min(4, (min(h, w) - 1) // 2))  # small enough that two fit with a gap
+    for tries in range(6 * want):
+        if placed < 2 and tries > 4 * want:  # running out of tries: a single cell fits where a box did not
+            oh = ow = 1
+        else:
+            oh, ow = 1 + int(rng.integers(most)), 1 + int(rng.integers(most))
         r, c = int(rng.integers(h - oh + 1)), int(rng.integers(w - ow + 1))
-        if not free[max(r - 1, 0) : r + oh + 1, max(c - 1, 0) : c + ow + 1].all():
-            continue  # touching another object: try another place
+        if not (g[max(r - 1, 0) : r + oh + 1, max(c - 1, 0) : c + ow + 1] == bg).all():
+            continue  # touching another object, even at a corner: try another place
         color = palette[int(rng.integers(len(palette)))]
         if rng.random() < 0.5:
             g[r : r + oh, c : c + ow] = color
-        else:  # a blob: a random subset of the box with its first row's first cell set, never empty
+        else:  # a blob: a random subset of the box with a cell in its first row, never empty
             cells = rng.random((oh, ow)) < 0.6
             cells[0, int(rng.integers(ow))] = True
             g[r : r + oh, c : c + ow][cells] = color
-        free[max(r - 1, 0) : r + oh + 1, max(c - 1, 0) : c + ow + 1] = False
-        want -= 1
-        if want == 0:
+        placed += 1
+        if placed == want:
             break
     return g
 
 
 def _pairs(rng: np.random.Generator, h: int, w: int, bg: int, palette: np.ndarray) -> np.ndarray:
     """One to three pairs of same-colored pixels on one row or one column, at least two cells apart
-    (what connect draws between), and sometimes a stray pixel."""
+    with only background between them (what connect draws between), and sometimes a stray pixel."""
     g = _canvas(h, w, bg)
-    for _ in range(1 + int(rng.integers(3))):
+    want, placed = 1 + int(rng.integers(3)), 0
+    for _ in range(8 * want):
         color = palette[int(rng.integers(len(palette)))]
-        if rng.random() < 0.5:  # on a row
-            r, (a, b) = int(rng.integers(h)), sorted(rng.choice(w, size=2, replace=False).tolist())
-            if b - a >= 2 and (g[r, a : b + 1] == bg).all():
-                g[r, a] = g[r, b] = color
-        else:
-            c, (a, b) = int(rng.integers(w)), sorted(rng.choice(h, size=2, replace=False).tolist())
-            if b - a >= 2 and (g[a : b + 1, c] == bg).all():
-                g[a, c] = g[b, c] = color
-    if rng.random() < 0.3:
-        g[int(rng.integers(h)), int(rng.integers(w))] = palette[int(rng.integers(len(palette)))]
+        line = g[int(rng.integers(h))] if rng.random() < 0.5 else g[:, int(rng.integers(w))]  # a view: writes go to g
+        a = int(rng.integers(len(line) - 2))
+        b = int(rng.integers(a + 2, len(line)))
+        if (line[max(a - 1, 0) : b + 2] == bg).all():  # a clear stretch, so the pair is its own
+            line[a] = line[b] = color
+            placed += 1
+            if placed == want:
+                break
+    r, c = int(rng.integers(h)), int(rng.integers(w))
+    if rng.random() < 0.3 and g[r, c] == bg:  # never over a pair's pixel
+        g[r, c] = palette[int(rng.integers(len(palette)))]
     return g
 
 
@@ -153,7 +157,9 @@ def concept_style(primitives: list[str] | tuple[str, ...], object_prims: frozens
 def draw_look(rng: np.random.Generator) -> tuple[int, tuple[int, ...]]:
     """A task's background (mostly black) and its 1-3 other colors."""
     bg = 0 if rng.random() < 0.8 else int(rng.integers(10))
-    others = np.array([c for c in range(10) if c != bg], dtype=np.uint8)
+    # Black on another background would be taken for the background where it is common (the DSL
+    # counts black twice), turning objects inside out: only a black background has black.
+    others = np.array([c for c in range(1, 10) if c != bg], dtype=np.uint8)
     return bg, tuple(int(c) for c in rng.permutation(others)[: 1 + int(rng.integers(3))])
 
 
