@@ -6,6 +6,8 @@ Every pair counts, train and test (the test outputs are in solutions.json). Shar
 - repeated_output: two pairs of the task have the same output;
 - few_cells_changed: every pair keeps its shape and fewer than 3 % of all the task's cells change;
 - shape_kept: every pair's output has its input's shape (ARC-AGI-1 training: 262 of 400, 65.5 %);
+- over_budget: the train pairs and test inputs hold more than check.MAX_PROMPT_CELLS cells and rows
+  (a prompt of ~1024 tokens cannot hold the task: pretraining drops it);
 - one_call: among a sample of the tasks whose program has depth >= 2 (the first `sample` of them, in
   task order), the share that `one_call(task)` accepts. The CLI passes the DSL search at depth 1 (one
   call that reproduces every train and test output; solve.dsl_search sits above this package, so it
@@ -22,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from augment.tasks import Task, load_challenges
+from solve.synth.check import MAX_PROMPT_CELLS, prompt_cells
 
 FEW_CELLS = 0.03  # a task that changes fewer than this share of its cells shows almost nothing
 
@@ -46,6 +49,8 @@ def task_flags(task: Task) -> dict[str, bool]:
         "repeated_output": any(_same(a, b) for k, a in enumerate(outs) for b in outs[k + 1 :]),
         "few_cells_changed": kept and changed < FEW_CELLS * cells,
         "shape_kept": kept,
+        "over_budget": prompt_cells([p.input for p in task.train] + list(task.test_inputs), [p.output for p in task.train],
+                                    len(task.train)) > MAX_PROMPT_CELLS,
     }
 
 
