@@ -22,7 +22,7 @@ def main() -> None:
     args = p.parse_args()
 
     from solve.pipeline.runconfig import load_config
-    from solve.pretrain.data import load_corpus, split_heldout
+    from solve.pretrain.data import choose_tasks, load_corpus
     from solve.pretrain.evaluate import evaluate_prior
     from solve.sandbox.pool import Sandbox
     from ttt.lora import reset_adapter, wrap_lora
@@ -30,8 +30,7 @@ def main() -> None:
 
     cfg = load_config(args.config, args.overrides)
     corpus = load_corpus(args.corpus)
-    small = [t for t in corpus.tasks if t.max_side <= cfg.pretrain.max_grid_side]
-    _, heldout = split_heldout(small, cfg.pretrain.heldout_tasks)
+    _, heldout, _ = choose_tasks(corpus, cfg.pretrain.max_grid_side, cfg.pretrain.heldout_tasks)
     model, tokenizer = load_model(cfg.model)
     model = wrap_lora(model, cfg.lora, args.adapter)
     reset_adapter(model, cfg.train.seed)

@@ -178,13 +178,23 @@ class PretrainSection(BaseModel):
     repairs_per_task: int = Field(
         2, ge=0, description="repair samples made per synthetic training task (its mutants that run and are wrong on a train pair)"
     )
+    repair_tasks: int | None = Field(
+        None, ge=1, description="at most this many training tasks (the smallest id hashes) give repair samples: every mutant runs "
+        "in the sandbox before training starts (~0.1 s a task on 2 workers); null = all"
+    )
     real_datasets: list[str] = Field(
         default_factory=lambda: ["arc-agi-1/training", "arc-agi-2/training"],
         description="real training tasks added as grid samples, minus every task sharing a grid with an evaluation set (enforced)",
     )
     real_samples_per_task: int = Field(4, ge=0, description="augmented leave-one-out grid samples per real task")
     max_grid_side: int = Field(30, ge=1, le=30, description="use only tasks whose grids are all at most this many cells a side (short prompts on a CPU)")
-    heldout_tasks: int = Field(24, ge=0, description="synthetic tasks held out of training, for the periodic evaluation")
+    heldout_tasks: int = Field(24, ge=0, description="synthetic tasks held out of training, for the periodic evaluation (real "
+                               "tasks with programs, `real-` ids, are never held out: their views would straddle the split)")
+    header_label_share: float = Field(
+        0.125, ge=0, le=1, description="share of program samples whose header (`solve.program_draft`, ~26 tokens of boilerplate "
+        "before the first call) keeps its loss; in the rest only the body is learned. Above 0 so the model still opens with the "
+        "draft the sampler checks; 1 = every token learned"
+    )
     eval_every: int = Field(200, ge=0, description="evaluate every N steps (0 = only at the end)")
     eval_programs: int = Field(2, ge=1, description="programs sampled per held-out task at evaluation (temperature of `solve`)")
     checkpoint_every: int = Field(50, ge=1, description="write a resumable checkpoint every N steps")

@@ -64,6 +64,10 @@ def write_card(out: Path, cfg: RunConfig, report: dict[str, Any]) -> Path:
         f"- steps {report['steps']}, lr {cfg.train.lr}, {cfg.train.schedule} schedule, warmup {cfg.train.warmup_steps}, "
         f"batch_tokens {cfg.train.batch_tokens} x grad_accum {cfg.train.grad_accum}, seed {cfg.run.seed}/{cfg.train.seed}",
         f"- LoRA r {cfg.lora.r}, alpha {cfg.lora.alpha}, targets {', '.join(cfg.lora.target_modules)}",
+        (f"- started from the adapter `{cfg.model.adapter}` as it was when this run began (its weights; a fresh optimizer and "
+         "schedule)" if cfg.model.adapter and not cfg.pretrain.full_model else "- started from a fresh LoRA adapter"),
+        f"- program header (`solve.program_draft`) labelled in {cfg.pretrain.header_label_share:.1%} of program samples; "
+        "the rest learn the body only",
         f"- tokens {report['tokens']:,}, {report['tokens_per_s']} tokens/s, {report['train_seconds']} s of training",
         f"- loss {_num(report['loss_first'])} (first step) -> {_num(report['loss_last'])} (mean of the last 20)",
         "",

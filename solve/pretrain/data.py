@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -27,7 +27,7 @@ from augment.gridtext import grid_to_text
 from augment.loo import build_samples
 from augment.sets import get_set
 from augment.tasks import Pair, Task, TaskError, load_challenges
-from ttt.prompts import Attempted, Encoded, encode_revision_sample, encode_sample, program_answer
+from ttt.prompts import IGNORE, Attempted, Encoded, encode_revision_sample, encode_sample, program_answer
 
 Kind = Literal["program", "grid"]
 
@@ -93,11 +93,25 @@ def load_corpus(dirs: Sequence[str | Path]) -> Corpus:
     return corpus
 
 
+REAL_PREFIX = "real-"  # ids of real training tasks with programs (`arc-ttt dsl corpus`), and of their views
+
+
 def split_heldout(tasks: Sequence[Task], n_heldout: int) -> tuple[list[Task], list[Task]]:
-    """(train, heldout): the `n_heldout` tasks with the smallest id hashes are held out."""
-    ranked = sorted(tasks, key=lambda t: hashlib.sha256(t.id.encode()).digest())
+    """(train, heldout): the `n_heldout` synthetic tasks with the smallest id hashes are held out. Real
+    tasks with programs (and their augmented views) always train: a view held out would be a training
+    task turned, and the evaluation says how well *synthetic* programs are found."""
+    synthetic = [t for t in tasks if not t.id.startswith(REAL_PREFIX)]
+    ranked = sorted(synthetic, key=lambda t: hashlib.sha256(t.id.encode()).digest())
     held = {t.id for t in ranked[:n_heldout]}
     return [t for t in tasks if t.id not in held], [t for t in tasks if t.id in held]
+
+
+def choose_tasks(corpus: Corpus, max_side: int, n_heldout: int) -> tuple[list[Task], list[Task], int]:
+    """(train, heldout, left out as larger than `max_side`): the one split `arc-ttt pretrain` and
+    bench/prior_eval.py both use."""
+    small = [t for t in corpus.tasks if t.max_side <= max_side]
+    train, heldout = split_heldout(small, n_heldout)
+    return train, heldout, len(corpus.tasks) - len(small)
 
 
 def synthetic_examples(tasks: Sequence[Task], sources: dict[str, str]) -> tuple[list[Example], list[Example]]:
@@ -143,9 +157,12 @@ def corpus_fingerprint(tasks: Sequence[Task], heldout: Sequence[Task]) -> dict[s
     return {"train_tasks": len(tasks), "train_ids_sha256": digest, "heldout_ids": sorted(t.id for t in heldout)}
 
 
-def encode_examples(tokenizer: Any, examples: Sequence[Example], max_seq_len: int) -> tuple[list[Encoded], int]:
+def encode_examples(tokenizer: Any, examples: Sequence[Example], max_seq_len: int, header: str = "",
+                    header_label_share: float = 1.0) -> tuple[list[Encoded], int]:
     """Token ids + labels of each example that fits `max_seq_len` (context pairs dropped as in TTT); and the
-    number dropped."""
+    number dropped. Program answers opening with `header` keep the header's loss in `header_label_share`
+    of them (chosen by a hash of the example's origin, so the same ones every run); in the rest the
+    header's tokens are context, not target: the lesson is the body."""
     out, dropped = [], 0
     for ex in examples:
         if ex.attempts:
@@ -154,6 +171,30 @@ def encode_examples(tokenizer: Any, examples: Sequence[Example], max_seq_len: in
             enc = encode_sample(tokenizer, ex.context, ex.query, ex.answer, kind=ex.kind, max_seq_len=max_seq_len, test_inputs=ex.test_inputs)
         if enc is None:
             dropped += 1
-        else:
-            out.append(enc)
+            continue
+        if ex.kind == "program" and header and ex.answer.startswith(header) and not _keeps_header(ex.origin, header_label_share):
+            enc = mask_header(tokenizer, enc, header)
+        out.append(enc)
     return out, dropped
+
+
+def _keeps_header(origin: str, share: float) -> bool:
+    return int.from_bytes(hashlib.sha256(origin.encode()).digest()[:4], "big") < share * 2**32
+
+
+def mask_header(tokenizer: Any, enc: Encoded, header: str) -> Encoded:
+    """`enc` with IGNORE labels on the answer tokens that only spell `header` (the fewest answer tokens
+    whose text covers it, less one where the last also holds body text)."""
+    start = next(i for i, label in enumerate(enc.labels) if label != IGNORE)
+    answer = enc.input_ids[start:]
+    lo, hi = 0, len(answer)  # smallest k with decode(answer[:k]) covering the header
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if len(tokenizer.decode(answer[:mid])) >= len(header):
+            hi = mid
+        else:
+            lo = mid + 1
+    k = lo if tokenizer.decode(answer[:lo]) == header else lo - 1  # a token straddling the end stays a target
+    labels = list(enc.labels)
+    labels[start : start + max(k, 0)] = [IGNORE] * max(k, 0)
+    return replace(enc, labels=labels)

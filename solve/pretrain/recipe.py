@@ -21,9 +21,9 @@ import torch
 
 from solve.pipeline.runconfig import RunConfig, dump_config
 from solve.pretrain.card import write_card
-from solve.pretrain.data import corpus_fingerprint, encode_examples, load_corpus, real_examples, split_heldout, synthetic_examples
+from solve.pretrain.data import choose_tasks, corpus_fingerprint, encode_examples, load_corpus, real_examples, synthetic_examples
 from solve.pretrain.evaluate import summarize, task_counts
-from solve.pretrain.repair import repair_examples
+from solve.pretrain.repair import repair_examples, repair_pick
 from ttt.nll import collate, model_device
 from ttt.prompts import Encoded, pad_id
 from ttt.train import LocalRunner, set_checkpointing, train_step
@@ -122,10 +122,10 @@ def pretrain(cfg: RunConfig, corpora: Sequence[str | Path], out: str | Path, con
     _check_resume(out, cfg)
     started = time.monotonic()
     corpus = load_corpus(corpora)
-    small = [t for t in corpus.tasks if t.max_side <= cfg.pretrain.max_grid_side]
-    train_tasks, heldout = split_heldout(small, cfg.pretrain.heldout_tasks)
+    train_tasks, heldout, larger = choose_tasks(corpus, cfg.pretrain.max_grid_side, cfg.pretrain.heldout_tasks)
     programs, grids = synthetic_examples(train_tasks, corpus.sources)
-    repairs, repair_counts = repair_examples(train_tasks, corpus.sources, cfg.pretrain.repairs_per_task if cfg.pretrain.repair_share > 0 else 0,
+    repairs, repair_counts = repair_examples(repair_pick(train_tasks, cfg.pretrain.repair_tasks), corpus.sources,
+                                             cfg.pretrain.repairs_per_task if cfg.pretrain.repair_share > 0 else 0,
                                              cfg.run.seed, sandbox_config=cfg.sandbox)
     real, real_reports = real_examples(cfg.pretrain.real_datasets, cfg.pretrain.real_samples_per_task, cfg.run.seed,
                                       cfg.pretrain.max_grid_side)
@@ -141,16 +141,18 @@ def pretrain(cfg: RunConfig, corpora: Sequence[str | Path], out: str | Path, con
         model = wrap_lora(model, cfg.lora, cfg.model.adapter)
         reset_adapter(model, cfg.train.seed)
         params = lora_parameters(model)
-    enc_programs, drop_p = encode_examples(tokenizer, programs, cfg.train.max_seq_len)
+    enc_programs, drop_p = encode_examples(tokenizer, programs, cfg.train.max_seq_len, cfg.solve.program_draft,
+                                           cfg.pretrain.header_label_share)
     enc_grids, drop_g = encode_examples(tokenizer, grids + real, cfg.train.max_seq_len)
-    enc_repairs, drop_r = encode_examples(tokenizer, repairs, cfg.train.max_seq_len)
+    enc_repairs, drop_r = encode_examples(tokenizer, repairs, cfg.train.max_seq_len, cfg.solve.program_draft,
+                                          cfg.pretrain.header_label_share)
     pools = Pools(enc_programs, enc_grids, enc_repairs)
     if not pools.programs and not pools.grids:
         raise PretrainError(f"no training example fits train.max_seq_len={cfg.train.max_seq_len}")
     fingerprint = corpus_fingerprint(train_tasks, heldout)
     data = {
         "fingerprint": fingerprint,
-        "corpora": corpus.reports, "larger_than_max_side": len(corpus.tasks) - len(small), "synthetic_train_tasks": len(train_tasks), "heldout_tasks": [t.id for t in heldout],
+        "corpora": corpus.reports, "larger_than_max_side": larger, "synthetic_train_tasks": len(train_tasks), "heldout_tasks": [t.id for t in heldout],
         "program_examples": len(enc_programs), "grid_examples": len(enc_grids), "dropped_too_long": drop_p + drop_g + drop_r,
         "repair_examples": len(enc_repairs), "repairs": repair_counts.to_dict(),
         "real_datasets": real_reports, "real_examples": len(real),

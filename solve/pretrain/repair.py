@@ -29,6 +29,7 @@ drawn too), then run in that order until `per_task` are kept.
 from __future__ import annotations
 
 import ast
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -278,6 +279,15 @@ def repair_example(task: Task, source: str, mutant: Mutant, result: ProgramResul
     (`solve.pipeline.search.attempted`, as test-time search builds it) -> the original program."""
     return Example("program", task.train, None, (), program_answer(source), f"{task.id}:repair:{mutant.kind}:{mutant.what}",
                    attempts=(attempted(result),))
+
+
+def repair_pick(tasks: Sequence[Task], n: int | None) -> list[Task]:
+    """The `n` tasks (all for None) with the smallest id hashes, in their given order: which tasks give
+    repair samples depends on the ids alone, not on the corpus order or size."""
+    if n is None or n >= len(tasks):
+        return list(tasks)
+    keep = set(sorted((hashlib.sha256(t.id.encode()).digest(), t.id) for t in tasks)[:n])
+    return [t for t in tasks if (hashlib.sha256(t.id.encode()).digest(), t.id) in keep]
 
 
 def repair_examples(tasks: Sequence[Task], sources: dict[str, str], per_task: int, seed: int, sandbox: Any = None,

@@ -190,3 +190,16 @@ def test_pretrain_trains_on_repairs_and_the_card_counts_them(tmp_path):
     assert data["repairs"]["tasks"] == 10 and 0 < data["repair_examples"] <= data["repairs"]["kept"] <= 10
     card = (tmp_path / "prior" / "MODEL_CARD.md").read_text()
     assert "repair samples (a program with one change" in card and f"{data['repair_examples']} encoded" in card
+
+
+def test_repair_pick_depends_on_ids_only():
+    from augment.tasks import Pair, Task
+    from solve.pretrain.repair import repair_pick
+
+    g = np.zeros((2, 2), dtype=np.uint8)
+    tasks = [Task(f"synth-{i}", (Pair(g, g),), (g,), None) for i in range(50)]
+    some = repair_pick(tasks, 10)
+    assert len(some) == 10 and [t.id for t in some] == [t.id for t in tasks if t in some]
+    assert {t.id for t in repair_pick(list(reversed(tasks)), 10)} == {t.id for t in some}
+    assert {t.id for t in repair_pick(tasks[:30] + tasks[30:], 10)} == {t.id for t in some}
+    assert repair_pick(tasks, None) == tasks and repair_pick(tasks, 500) == tasks
