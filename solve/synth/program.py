@@ -137,9 +137,7 @@ def _functions() -> dict[str, Callable]:
 def _chain_table(kind: str = "all") -> tuple[tuple[Primitive, ...], tuple[float, ...]]:
     """Grid-valued primitives a chain step may use ("all", "keep": SHAPE_KEEPING, "change": the others),
     with cumulative weights for fast weighted draws."""
-    prims = tuple(
-        p for p in returning(GRID) if kind == "all" or (p.name in SHAPE_KEEPING) == (kind == "keep")
-    )
+    prims = tuple(p for p in returning(GRID) if kind == "all" or (p.name in SHAPE_KEEPING) == (kind == "keep"))
     return prims, tuple(accumulate(_WEIGHTS.get(p.name, 1.0) for p in prims))
 
 

@@ -49,8 +49,8 @@ def task_flags(task: Task) -> dict[str, bool]:
         "repeated_output": any(_same(a, b) for k, a in enumerate(outs) for b in outs[k + 1 :]),
         "few_cells_changed": kept and changed < FEW_CELLS * cells,
         "shape_kept": kept,
-        "over_budget": prompt_cells([p.input for p in task.train] + list(task.test_inputs), [p.output for p in task.train],
-                                    len(task.train)) > MAX_PROMPT_CELLS,
+        "over_budget": prompt_cells([p.input for p in task.train] + list(task.test_inputs), [p.output for p in task.train], len(task.train))
+        > MAX_PROMPT_CELLS,
     }
 
 
@@ -79,8 +79,7 @@ def corpus_stats(
         "dir": str(directory),
         "tasks": n,
         "shares": shares,
-        "one_call": {"sample": len(deep), "solved": solved, "share": round(solved / len(deep), 4) if deep else None,
-                     "how": note},
+        "one_call": {"sample": len(deep), "solved": solved, "share": round(solved / len(deep), 4) if deep else None, "how": note},
         "depths": {str(k): v for k, v in sorted(depths.items())},
         "primitives": dict(prims.most_common()),
     }
@@ -93,10 +92,10 @@ def format_stats(stats: dict[str, Any], top: int = 25) -> str:
         lines.append(f"  {k:<18} {100 * v:5.1f} %")
     oc = stats["one_call"]
     if oc["sample"]:
-        lines.append(f"  {'one_call':<18} {100 * oc['share']:5.1f} %  ({oc['solved']} of a sample of {oc['sample']} "
-                     f"depth>=2 tasks; {oc['how']})")
+        lines.append(
+            f"  {'one_call':<18} {100 * oc['share']:5.1f} %  ({oc['solved']} of a sample of {oc['sample']} depth>=2 tasks; {oc['how']})"
+        )
     lines.append("  depths: " + ", ".join(f"{k}: {v}" for k, v in stats["depths"].items()))
     prims = list(stats["primitives"].items())
-    lines.append(f"  primitives ({len(prims)} used; top {min(top, len(prims))}): "
-                 + ", ".join(f"{k} {v}" for k, v in prims[:top]))
+    lines.append(f"  primitives ({len(prims)} used; top {min(top, len(prims))}): " + ", ".join(f"{k} {v}" for k, v in prims[:top]))
     return "\n".join(lines)

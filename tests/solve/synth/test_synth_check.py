@@ -36,8 +36,7 @@ FLIP = ("flip_h", ("ref:0",), "Grid")
 # Inputs whose first train input holds no 3: recoloring 3 leaves that pair as it was.
 NO_3_FIRST = [np.where(INPUTS[0] == 3, 2, INPUTS[0]).astype(np.uint8), *INPUTS[1:]]
 # Input 2 is input 1 with its other colors made 2: keep_color(1) gives the two of them one output.
-SAME_AFTER_KEEP = [INPUTS[0], INPUTS[1], np.where(INPUTS[1] == 1, 1, np.where(INPUTS[1] == 0, 0, 2)).astype(np.uint8),
-                   INPUTS[3], INPUTS[4]]
+SAME_AFTER_KEEP = [INPUTS[0], INPUTS[1], np.where(INPUTS[1] == 1, 1, np.where(INPUTS[1] == 0, 0, 2)).astype(np.uint8), INPUTS[3], INPUTS[4]]
 
 
 def _two_blocks(seed: int) -> np.ndarray:
@@ -74,7 +73,11 @@ CASES = [
     ("reducible", prog(FLIP, ("recolor", ("ref:1", 1, 7), "Grid"), ("flip_h", ("ref:2",), "Grid")), INPUTS),  # flips cancel
     # The recolor changes cells that the next step paints over anyway: dropping it changes nothing.
     ("reducible", prog(("recolor", ("ref:0", 2, 7), "Grid"), ("replace_foreground", ("ref:1", 5), "Grid")), INPUTS),
-    ("no_objects", prog(("largest_object", ("ref:0", False), "Object"), ("recolor_object", ("ref:0", "ref:1", 5), "Grid"), depth=1), ONE_BLOCK),
+    (
+        "no_objects",
+        prog(("largest_object", ("ref:0", False), "Object"), ("recolor_object", ("ref:0", "ref:1", 5), "Grid"), depth=1),
+        ONE_BLOCK,
+    ),
     (None, prog(("largest_object", ("ref:0", False), "Object"), ("recolor_object", ("ref:0", "ref:1", 5), "Grid"), depth=1), TWO_BLOCKS),
     ("too_long", prog(("recolor", ("ref:0", 1, 7), "Grid")), LONG),
 ]

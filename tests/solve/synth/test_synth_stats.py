@@ -83,8 +83,10 @@ def test_generate_then_stats_with_the_dsl_search(tmp_path, sources, monkeypatch)
     from solve.cli.app import app
 
     monkeypatch.setattr(corpus_mod, "load_sources", lambda: sources)
-    res = CliRunner().invoke(app, ["synth", "--n", "12", "--out", str(tmp_path), "--no-progress", "--stats", "--sample", "2",
-                                   "--search-seconds", "0.5", "--json"])
+    res = CliRunner().invoke(
+        app,
+        ["synth", "--n", "12", "--out", str(tmp_path), "--no-progress", "--stats", "--sample", "2", "--search-seconds", "0.5", "--json"],
+    )
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
     assert data["accepted"] == data["stats"]["tasks"] and data["stats"]["one_call"]["sample"] <= 2
