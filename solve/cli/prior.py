@@ -18,6 +18,7 @@ def synth(
                                              "leave out with --stats to read an existing corpus in --out")] = None,
     seed: Annotated[int, typer.Option(help="corpus seed: the same seed and n give the same files")] = 0,
     shard: Annotated[Optional[str], typer.Option(help="i/n: only this shard's tasks (shards partition the corpus)")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="processes sharing the work (the same files as one)")] = 1,
     stats: Annotated[bool, typer.Option("--stats", help="print the corpus's stats (degenerate shares, shapes kept, "
                                         "depths, primitives) after generating, or of --out alone without --n")] = False,
     sample: Annotated[int, typer.Option(help="--stats: depth>=2 tasks run through the depth-1 DSL search (0: none)")] = 100,
@@ -38,7 +39,7 @@ def synth(
         if n is not None:
             from solve.synth.corpus import generate_corpus
 
-            report = generate_corpus(n, seed, out, parse_shard(shard) if shard else (0, 1), progress=progress)
+            report = generate_corpus(n, seed, out, parse_shard(shard) if shard else (0, 1), progress=progress, workers=workers)
             report["command"] = " ".join(["arc-ttt", *sys.argv[1:]])  # how to make these files again (the model card cites it)
             (Path(out) / "synth_report.json").write_text(json.dumps(report, indent=1))
         corpus_stats = _corpus_stats(out, sample, search_seconds) if stats else None

@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -135,9 +135,7 @@ def make_slot(
         seen.add(verdict.key)
         program = verdict.program
         pairs = tuple(zip(inputs, verdict.outputs))
-        return Accepted(
-            index, pairs[:n_train], pairs[n_train:], program.source(), program.depth, tuple(program.primitives), origin
-        )
+        return Accepted(index, pairs[:n_train], pairs[n_train:], program.source(), program.depth, tuple(program.primitives), origin)
     return None
 
 
@@ -162,50 +160,101 @@ def _write(out_dir: Path, seed: int, tasks: list[Accepted]) -> None:
     (out_dir / "solutions.json").write_text(json.dumps(solutions, separators=(",", ":")), encoding="utf-8")
 
 
+@dataclass
+class _ShardRun:
+    """What one shard's loop produced: its accepted tasks in slot order, rejects, slots owned and left empty."""
+
+    accepted: list[Accepted]
+    rejects: Counter
+    owned: int
+    empty_slots: int
+
+
+def _run_shard(n: int, seed: int, shard: tuple[int, int], sources: Sources, advance: Callable[[], None]) -> _ShardRun:
+    """The slots 0..n-1 that `shard` owns, in index order (calls `advance` after every slot)."""
+    i_shard, n_shards = shard
+    run = _ShardRun([], Counter(), 0, 0)
+    seen: dict[tuple[str, int], set[bytes]] = {}
+    for index in range(n):
+        rng, family = route(seed, index, len(sources.arc_tasks))
+        if owner(family, n_shards) == i_shard:
+            run.owned += 1
+            task = make_slot(index, rng, family, sources, seen.setdefault(family, set()), run.rejects)
+            if task is None:
+                run.empty_slots += 1
+            else:
+                run.accepted.append(task)
+        advance()
+    return run
+
+
+_FORKED_SOURCES: Sources | None = None  # the parent's sources, inherited by forked workers (not pickled)
+
+
+def _forked_shard(args: tuple[int, int, tuple[int, int]]) -> _ShardRun:
+    n, seed, shard = args
+    assert _FORKED_SOURCES is not None
+    return _run_shard(n, seed, shard, _FORKED_SOURCES, lambda: None)
+
+
+def _run_workers(n: int, seed: int, shard: tuple[int, int], workers: int, sources: Sources) -> _ShardRun:
+    """Shard `shard` split over `workers` processes: sub-shard j is shard i + s*j of s*workers, which
+    owns exactly the families of shard i whose number is j mod workers after dividing by s; merged in
+    slot order, the result is the one-process result (each family's history stays in one process)."""
+    global _FORKED_SOURCES
+    import multiprocessing
+
+    i_shard, n_shards = shard
+    jobs = [(n, seed, (i_shard + n_shards * j, n_shards * workers)) for j in range(workers)]
+    _FORKED_SOURCES = sources
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            runs = pool.map(_forked_shard, jobs)
+    finally:
+        _FORKED_SOURCES = None
+    merged = _ShardRun(sorted((t for r in runs for t in r.accepted), key=lambda t: t.index), Counter(), 0, 0)
+    for r in runs:
+        merged.rejects.update(r.rejects)
+        merged.owned += r.owned
+        merged.empty_slots += r.empty_slots
+    return merged
+
+
 def generate_corpus(
-    n: int, seed: int, out_dir: str | Path, shard: tuple[int, int] = (0, 1), progress: bool = True, sources: Sources | None = None
+    n: int,
+    seed: int,
+    out_dir: str | Path,
+    shard: tuple[int, int] = (0, 1),
+    progress: bool = True,
+    sources: Sources | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Generate the tasks of slots 0..n-1 that belong to `shard` (i, of n shards) into out_dir:
-    challenges.json and solutions.json (Kaggle format) and programs.jsonl. Returns a report:
-    accepted, attempted, rejects by reason, seconds, tasks/s, and the contamination check."""
+    challenges.json and solutions.json (Kaggle format) and programs.jsonl; `workers` processes share
+    the work (the same files as one). Returns a report: accepted, attempted, rejects by reason,
+    seconds, tasks/s, and the contamination check."""
     i_shard, n_shards = shard
     if not (n_shards >= 1 and 0 <= i_shard < n_shards):
         raise ValueError(f"shard {i_shard}/{n_shards}: need 0 <= i < n")
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     start = time.perf_counter()
     sources = sources or load_sources()
     loaded = time.perf_counter()
-    rejects: Counter = Counter()
-    seen: dict[tuple[str, int], set[bytes]] = {}
-    accepted: list[Accepted] = []
-    empty_slots = 0
-    owned = 0
-
-    def work(advance) -> None:
-        nonlocal empty_slots, owned
-        for index in range(n):
-            rng, family = route(seed, index, len(sources.arc_tasks))
-            if owner(family, n_shards) != i_shard:
-                advance()
-                continue
-            owned += 1
-            task = make_slot(index, rng, family, sources, seen.setdefault(family, set()), rejects)
-            if task is None:
-                empty_slots += 1
-            else:
-                accepted.append(task)
-            advance()
-
-    if progress:
+    if workers > 1:  # no per-slot progress across processes
+        run = _run_workers(n, seed, shard, workers, sources)
+    elif progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns) as bar:
             job = bar.add_task("slots", total=n)
-            work(lambda: bar.advance(job))
+            run = _run_shard(n, seed, shard, sources, lambda: bar.advance(job))
     else:
-        work(lambda: None)
+        run = _run_shard(n, seed, shard, sources, lambda: None)
+    accepted, rejects, owned, empty_slots = run.accepted, run.rejects, run.owned, run.empty_slots
     generated = time.perf_counter()
     _write(Path(out_dir), seed, accepted)
 
@@ -218,6 +267,7 @@ def generate_corpus(
         "n": n,
         "seed": seed,
         "shard": f"{i_shard}/{n_shards}",
+        "workers": workers,
         "slots": owned,
         "accepted": len(accepted),
         "empty_slots": empty_slots,
@@ -259,9 +309,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--shard", type=_shard, default=(0, 1), help="i/n: generate only shard i of n")
+    parser.add_argument("--workers", type=int, default=1, help="processes (the same files as one)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    report = generate_corpus(args.n, args.seed, args.out, args.shard, progress=not args.no_progress)
+    report = generate_corpus(args.n, args.seed, args.out, args.shard, progress=not args.no_progress, workers=args.workers)
     print(json.dumps(report, indent=2))
     return 0
 

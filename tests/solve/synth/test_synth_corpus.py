@@ -162,3 +162,12 @@ def test_command_line(tmp_path, capsys, sources, monkeypatch):
 def test_progress_bar_run(tmp_path, sources):
     report = generate_corpus(3, 0, tmp_path, progress=True, sources=sources)
     assert report["slots"] == 3
+
+
+@pytest.mark.parametrize("shard,workers", [((0, 1), 2), ((1, 2), 3)])
+def test_workers_write_the_files_one_process_writes(tmp_path, sources, shard, workers):
+    one = generate_corpus(N, 0, tmp_path / "one", shard, progress=False, sources=sources)
+    many = generate_corpus(N, 0, tmp_path / "many", shard, progress=False, sources=sources, workers=workers)
+    for name in FILES:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "many" / name).read_bytes(), name
+    assert one["rejects"] == many["rejects"] and one["slots"] == many["slots"] and many["workers"] == workers
