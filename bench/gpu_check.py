@@ -433,7 +433,8 @@ def stage_pretrain(dry: bool, preset: str, way: str, work: Path) -> dict[str, An
         if synth.returncode != 0:
             raise RuntimeError("synth: " + (synth.stderr or synth.stdout)[-1500:])
     out = work / f"prior-{way}"
-    base = ["--set", _model_source(preset), "--set", f"train.steps={2 if dry else 6}", "--set", "train.warmup_steps=1",
+    # model.adapter=null: the shipped config continues the embedded model's prior, which fits no other shape
+    base = ["--set", _model_source(preset), "--set", "model.adapter=null", "--set", f"train.steps={2 if dry else 6}", "--set", "train.warmup_steps=1",
             "--set", "pretrain.real_datasets=[]", "--set", "pretrain.heldout_tasks=2", "--set", "pretrain.eval_programs=1",
             "--set", "solve.program_max_new_tokens=16", "--set", "train.gradient_checkpointing=true",
             "--set", "pretrain.checkpoint_every=100", "--set", "sandbox.workers=1"]
@@ -478,6 +479,11 @@ def _run_stage(name: str, dry: bool, work: Path, result: Path) -> None:
     raise SystemExit(f"gpu_check: no stage {name!r}; stages: {', '.join(s for s, *_ in plan(dry))}")
 
 
+def _names_of(stage: str) -> set[str]:
+    """What --only may call a stage: its name, its family before ':' and before the first '_' (pretrain_lora: pretrain)."""
+    return {stage, stage.split(":")[0], stage.split(":")[0].split("_")[0]}
+
+
 def run_all(dry: bool, out_dir: Path, budget: float, only: set[str] | None = None, timeout_scale: float = 1.0,
             timeouts: dict[str, float] | None = None) -> list[dict[str, Any]]:
     """Each stage in its own process (own session, killed whole at its timeout) within `budget` seconds; one JSON line
@@ -490,7 +496,7 @@ def run_all(dry: bool, out_dir: Path, budget: float, only: set[str] | None = Non
     work = Path(tempfile.mkdtemp(prefix="gpu-check-"))
     start_all = time.monotonic()
     for name, limit, _, _ in plan(dry):
-        if only and name not in only and name.split(":")[0] not in only:
+        if only and not only & _names_of(name):
             continue
         left = deadline - time.monotonic()
         # the limits are for the GPU; the dry run's CPU (2 shared cores in CI) is slower at everything, imports included
@@ -686,6 +692,9 @@ def main() -> None:
     out_dir = Path(args.out_dir or os.environ.get("OUT") or ROOT / "runs" / "gpu-check")
     budget = args.budget or (DRY_BUDGET_S if args.dry else GPU_BUDGET_S)
     only = set(args.only.split(",")) if args.only else None
+    known = set().union(*(_names_of(name) for name, *_ in plan(args.dry)))
+    if only and only - known:
+        sys.exit(f"gpu_check: --only {sorted(only - known)}: no such stage; stages and families: {', '.join(sorted(known))}")
     timeouts = {}
     for item in args.timeout:
         name, sep, value = item.partition("=")

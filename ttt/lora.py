@@ -101,7 +101,14 @@ def load_prior(model: Any, path: str | Path, cfg: LoraConfig) -> None:
     check_prior(path, cfg)
     state = load_file(str(resolve_adapter_dir(path) / ADAPTER_WEIGHTS))
     params = dict(model.named_parameters())
-    result = set_peft_model_state_dict(model, state, adapter_name=ADAPTER)
+    try:
+        result = set_peft_model_state_dict(model, state, adapter_name=ADAPTER)
+    except RuntimeError as e:  # torch's size-mismatch message: the prior was made for a model of another shape
+        if "size mismatch" not in str(e):
+            raise
+        first = str(e).split("size mismatch for", 1)[1].strip().splitlines()[0][:200]
+        raise AdapterError(f"{path}: the prior adapter was made for a model of another shape ({first}); "
+                           "use a prior made for this model, or model.adapter=null") from None
     missing = [k for k in result.missing_keys if "lora_" in k]
     if missing or result.unexpected_keys:
         raise AdapterError(f"{path}: adapter weights do not fit this model (missing {missing[:3]}, unexpected {list(result.unexpected_keys)[:3]})")

@@ -45,6 +45,21 @@ def test_a_prior_of_another_shape_is_refused(make_tiny, tmp_path, other):
         wrap_lora(make_tiny(0), other, tmp_path / "prior")
 
 
+def test_a_prior_made_for_a_model_of_another_width_is_refused(tokenizer, tmp_path):
+    """Same lora section, other hidden size (the shipped SmolLM2 prior on a random model of another shape): a clear
+    AdapterError naming the adapter, not torch's wall of size mismatches."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tests.conftest import TINY, build_tiny
+
+    cfg = LoraConfig(r=4, alpha=8)
+    wide = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                                        **(TINY | {"hidden_size": TINY["hidden_size"] * 2})))
+    save_adapter(wrap_lora(wide, cfg), tmp_path / "wide")
+    with pytest.raises(AdapterError, match=r"wide: the prior adapter was made for a model of another shape .*model.adapter=null"):
+        wrap_lora(build_tiny(tokenizer), cfg, tmp_path / "wide")
+
+
 def test_a_directory_that_is_no_adapter_is_refused(make_tiny, tmp_path):
     with pytest.raises(AdapterError, match="not an adapter directory"):
         wrap_lora(make_tiny(0), LoraConfig(r=4), tmp_path)
