@@ -118,7 +118,7 @@ def background_of(grid: Grid) -> Color:
     # Black is ARC's usual empty cell: a small grid more than half drawn on (a 3x3 pattern, a panel)
     # still has a black background, while a field of another color with a few black cells keeps its own.
     counts[0] *= 2
-    return int(np.argmax(counts))
+    return int(counts.argmax())
 
 
 def grid_out(a: np.ndarray) -> Grid:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from solve.dsl.core import Bool, Color, Direction, Grid, Index, Mask, background_of, check_color, check_direction
+from solve.dsl.lines import nearest_behind
 from solve.dsl.objects import Object, check_inside, component_ids
 
 
@@ -65,15 +66,10 @@ def extend_color(grid: Grid, color: Color, direction: Direction) -> Grid:
     """From every cell of the color, shoot a line of that color in a direction across background until something else or the border."""
     color = check_color(color)
     dr, dc = check_direction(direction)
-    h, w = grid.shape
     bg = background_of(grid)
     out = grid.copy()
-    for row, col in zip(*np.nonzero(grid == color)):
-        rows, cols = _ray(h, w, int(row), int(col), dr, dc)
-        along = grid[rows[1:], cols[1:]]
-        blocked = np.flatnonzero(along != bg)
-        n = blocked[0] if blocked.size else along.size
-        out[rows[1 : n + 1], cols[1 : n + 1]] = color
+    # a background cell is on a ray exactly when the nearest non-background cell behind it has the colour
+    out[(grid == bg) & (nearest_behind(grid, bg, dr, dc) == color)] = color
     return out
 
 

@@ -7,8 +7,6 @@ pattern says are equal to them; a pattern that leaves a cell unexplained raises 
 
 from __future__ import annotations
 
-from functools import cache
-
 import numpy as np
 
 from solve.dsl.core import (
@@ -24,6 +22,7 @@ from solve.dsl.core import (
     check_side,
     grid_out,
 )
+from solve.dsl.lines import NONE, between, nearest_behind, nearest_both
 
 
 def _consistent(ids: np.ndarray, colors: np.ndarray, n: int) -> bool:
@@ -193,37 +192,18 @@ _LINE_STEPS["hv"] = _LINE_STEPS["h"] + _LINE_STEPS["v"]
 _LINE_STEPS["all"] = _LINE_STEPS["hv"] + _LINE_STEPS["diag"]
 
 
-@cache
-def _lines_through(h: int, w: int, dr: int, dc: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Every maximal line of cells in a step direction, as (rows, cols) in step order."""
-    starts = set()
-    for r in range(h):
-        for c in range(w):
-            if not (0 <= r - dr < h and 0 <= c - dc < w):
-                starts.add((r, c))
-    out = []
-    for r, c in sorted(starts):
-        n = 0
-        while 0 <= r + n * dr < h and 0 <= c + n * dc < w:
-            n += 1
-        k = np.arange(n)
-        out.append((r + dr * k, c + dc * k))
-    return out
-
-
 def connect(grid: Grid, color: Color, fill: Color, lines: LineMode) -> Grid:
     """Between every two nearest cells of `color` on one line (core.LINE_MODES: rows, columns, diagonals), paint the background cells with `fill`."""
     color, fill = check_color(color), check_color(fill)
     check_choice(lines, LINE_MODES, "line mode")
     bg = background_of(grid)
-    h, w = grid.shape
-    paint = np.zeros((h, w), dtype=bool)
-    for dr, dc in _LINE_STEPS[lines]:
-        for rows, cols in _lines_through(h, w, dr, dc):
-            at = np.flatnonzero(grid[rows, cols] == color)
-            for a, b in zip(at[:-1], at[1:]):
-                paint[rows[a + 1 : b], cols[a + 1 : b]] = True
     out = grid.copy()
+    if color == bg:  # two nearest background cells have no background between them
+        return out
+    hit = grid == color
+    paint = np.zeros(grid.shape, dtype=bool)
+    for dr, dc in _LINE_STEPS[lines]:
+        paint |= between(hit, dr, dc)
     out[paint & (grid == bg)] = fill
     return out
 
@@ -232,16 +212,10 @@ def extend_all(grid: Grid, direction: Direction) -> Grid:
     """Every non-background cell shoots a line of its own color in a direction across background, up to the next non-background cell or the border."""
     dr, dc = check_direction(direction)
     bg = background_of(grid)
-    h, w = grid.shape
+    behind = nearest_behind(grid, bg, dr, dc)
     out = grid.copy()
-    # Walk the grid against the direction's order so each cell sees its upstream neighbour's final color.
-    rows = range(h) if dr >= 0 else range(h - 1, -1, -1)
-    cols = range(w) if dc >= 0 else range(w - 1, -1, -1)
-    for r in rows:
-        for c in cols:
-            pr, pc = r - dr, c - dc
-            if grid[r, c] == bg and 0 <= pr < h and 0 <= pc < w and out[pr, pc] != bg:
-                out[r, c] = out[pr, pc]
+    paint = (grid == bg) & (behind != NONE)
+    out[paint] = behind[paint]
     return out
 
 
@@ -250,16 +224,10 @@ def connect_same(grid: Grid, lines: LineMode) -> Grid:
     check_choice(lines, LINE_MODES, "line mode")
     bg = background_of(grid)
     out = grid.copy()
-    h, w = grid.shape
     for dr, dc in _LINE_STEPS[lines]:
-        for rows, cols in _lines_through(h, w, dr, dc):
-            line = grid[rows, cols]
-            at = np.flatnonzero(line != bg)
-            for a, b in zip(at[:-1], at[1:]):
-                if b > a + 1 and line[a] == line[b]:
-                    seg_r, seg_c = rows[a + 1 : b], cols[a + 1 : b]
-                    free = grid[seg_r, seg_c] == bg
-                    out[seg_r[free], seg_c[free]] = line[a]
+        behind, ahead = nearest_both(grid, bg, dr, dc)
+        paint = (grid == bg) & (behind == ahead) & (behind != NONE)
+        out[paint] = behind[paint]
     return out
 
 

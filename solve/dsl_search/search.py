@@ -47,13 +47,29 @@ class Node:
 
     vals: list[np.ndarray | None]
     depth: int
-    steps: tuple[Step, ...] = ()  # the program's steps computing it (value 0 is g)
-    out_ref: int = 0  # index of the step value that holds this node's grid
     parent: Node | None = None
     call: Call | None = None
     other: Node | None = None  # the second grid of a two-grid call on two nodes
     failed: bool = False  # the call does not apply to some input
     queries: dict[Any, list[Any] | None] = field(default_factory=dict)  # query cache, per input
+    # Written out only when asked for (a solution, a near miss, a child's steps): most nodes are
+    # duplicates of a class seen before and never need them.
+    _program: tuple[tuple[Step, ...], int] | None = None
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        """The program's steps computing this node (value 0 is g)."""
+        return self._written()[0]
+
+    @property
+    def out_ref(self) -> int:
+        """Index of the step value that holds this node's grid."""
+        return self._written()[1]
+
+    def _written(self) -> tuple[tuple[Step, ...], int]:
+        if self._program is None:
+            self._program = ((), 0) if self.parent is None else _extend_steps(self.parent, self.call, self.other)
+        return self._program
 
 
 @dataclass
@@ -226,9 +242,8 @@ class _Search:
         v0 = None if qvals is None else self.apply(call, parent, 0, other, qvals)
         if v0 is None:
             return None
-        steps, ref = self.extend_steps(parent, call, other)
         depth = parent.depth + 1 if other is None else 1 + max(parent.depth, other.depth)
-        return Node([v0] + [None] * (len(self.inputs) - 1), depth, steps, ref, parent, call, other)
+        return Node([v0] + [None] * (len(self.inputs) - 1), depth, parent, call, other)
 
     # --- bookkeeping ----------------------------------------------------------------------------
 
@@ -288,36 +303,6 @@ class _Search:
             return None
         c = self.classes[k] = _Class(v0, self.score0(v0) - 0.01 * node.depth, [node])
         return c
-
-    # --- steps of a program ---------------------------------------------------------------------
-
-    def extend_steps(self, node: Node, call: Call, other: Node | None = None) -> tuple[tuple[Step, ...], int]:
-        """`node`'s steps (then `other`'s, renumbered) plus the call's query steps and the call."""
-        steps = list(node.steps)
-        other_ref = 0
-        if other is not None:
-            base = len(steps)
-            for s in other.steps:
-                steps.append(Step(s.prim, tuple(("ref", v + base if v else 0) if k == "ref" else (k, v) for k, v in s.args), s.returns))
-            other_ref = other.out_ref + base if other.out_ref else 0
-        qrefs = {}
-        for a in call.args:
-            if a.kind == QUERY and a.value not in qrefs:
-                name, consts = a.value
-                steps.append(Step(name, (("ref", node.out_ref), *(("const", c) for c in consts)), a.type))
-                qrefs[a.value] = len(steps)
-        args = []
-        for a in call.args:
-            if a.kind == CUR:
-                args.append(("ref", node.out_ref))
-            elif a.kind == INPUT:
-                args.append(("ref", other_ref))
-            elif a.kind == CONST:
-                args.append(("const", a.value))
-            else:
-                args.append(("ref", qrefs[a.value]))
-        steps.append(Step(call.prim, tuple(args), reg.GRID))
-        return tuple(steps), len(steps)
 
     # --- the search -----------------------------------------------------------------------------
 
@@ -489,3 +474,32 @@ class _Search:
 def search_task(task: Any, depth: int = 2, seconds: float | None = 10.0, max_solutions: int = 2, near_misses: int = 4) -> SearchResult:
     """`search` on an `augment.tasks.Task`."""
     return search([(p.input, p.output) for p in task.train], list(task.test_inputs), depth, seconds, max_solutions, near_misses)
+
+
+def _extend_steps(node: Node, call: Call, other: Node | None = None) -> tuple[tuple[Step, ...], int]:
+    """`node`'s steps (then `other`'s, renumbered) plus the call's query steps and the call."""
+    steps = list(node.steps)
+    other_ref = 0
+    if other is not None:
+        base = len(steps)
+        for s in other.steps:
+            steps.append(Step(s.prim, tuple(("ref", v + base if v else 0) if k == "ref" else (k, v) for k, v in s.args), s.returns))
+        other_ref = other.out_ref + base if other.out_ref else 0
+    qrefs = {}
+    for a in call.args:
+        if a.kind == QUERY and a.value not in qrefs:
+            name, consts = a.value
+            steps.append(Step(name, (("ref", node.out_ref), *(("const", c) for c in consts)), a.type))
+            qrefs[a.value] = len(steps)
+    args = []
+    for a in call.args:
+        if a.kind == CUR:
+            args.append(("ref", node.out_ref))
+        elif a.kind == INPUT:
+            args.append(("ref", other_ref))
+        elif a.kind == CONST:
+            args.append(("const", a.value))
+        else:
+            args.append(("ref", qrefs[a.value]))
+    steps.append(Step(call.prim, tuple(args), reg.GRID))
+    return tuple(steps), len(steps)

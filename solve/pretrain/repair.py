@@ -15,7 +15,8 @@ source; every corpus program has that form):
     palette (every colour in its grids), an Int/Index/Offset by +-1, a Bool flipped, a direction or named
     choice to another of `CHOICES` (`PARAM_CHOICES` where the parameter takes fewer), one entry of a
     colour map to another palette colour;
-  - "drop": a grid-valued step removed; later uses of its result use its first grid argument instead.
+  - "drop": a grid-valued step removed; later uses of its result use its first grid argument instead
+    (not in a program of one grid step: that would leave `return g`).
 Only the changed lines are rewritten (`ast.unparse` of the statement), so a mutant reads like its
 original. A mutant is kept when inference could show it in a refinement prompt: it returned a grid on at
 least one train pair, is wrong on at least one (a mutant that still verifies is no repair), and is no
@@ -174,6 +175,7 @@ def mutants(source: str, colors: Sequence[int]) -> list[Mutant]:
     registry = by_name()
     colors = tuple(colors)
     out: list[Mutant] = []
+    grid_steps = sum(ln.prim is not None and ln.prim.returns == GRID for ln in lines)
     for ln in lines:
         call, prim, no = ln.stmt.value, ln.prim, ln.stmt.lineno
         if prim is None or ln.stmt.end_lineno != no:
@@ -196,7 +198,9 @@ def mutants(source: str, colors: Sequence[int]) -> list[Mutant]:
                     stmt.value.keywords[j - len(call.args)].value = ast.parse(repr(new), mode="eval").body
                 out.append(Mutant("constant", f"line {no}: {param[0]} {value!r} -> {new!r}", _with_lines(source, {no: ast.unparse(stmt)})))
         grid_args = [a for a, p in zip(call.args, prim.params) if p.type == GRID and isinstance(a, ast.Name)]
-        if prim.returns == GRID and grid_args:  # drop: later uses read the step's first grid argument
+        # drop: later uses read the step's first grid argument. Not the only grid step: that mutant is
+        # `return g`, a draft with nothing of the program left to repair.
+        if prim.returns == GRID and grid_args and grid_steps > 1:
             changes: dict[int, str | None] = {no: None}
             later = [n for n in ast.walk(tree) if isinstance(n, ast.stmt) and getattr(n, "lineno", 0) > no]
             rename = _Rename(ln.target, grid_args[0].id)

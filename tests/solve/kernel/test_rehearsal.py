@@ -22,6 +22,7 @@ def test_full_rehearsal_is_valid_and_on_time(tmp_path, config, fast):
     records = read_results(r.fake.working / "results.jsonl")
     assert len(records) == 2 and all(rec["status"] == "ok" for rec in records), [rec.get("error") for rec in records]
     assert all(rec["plan"]["seconds"] > 0 for rec in records)  # the budget planner was on
+    assert all("dsl_search" in rec["stages"] for rec in records)  # the kernel configs run the DSL search
     assert r.overrun_s is not None and r.overrun_s <= TOLERANCE_S
     # the model really came from the Kaggle model/ + tokenizer/ layout
     from ttt.models import resolve_model

@@ -70,9 +70,11 @@ def test_each_mutation_kind_changes_one_line_and_runs(kind, expected_line, task,
 @pytest.mark.parametrize(
     "source, kinds",
     [
-        (HEADER + "    x1 = gravity(g, 'down')\n    return x1\n", {"primitive", "constant", "drop"}),  # PARAM_CHOICES direction
-        (HEADER + "    x1 = upscale(g, 2)\n    return x1\n", {"primitive", "constant", "drop"}),  # Int +-1
-        (HEADER + "    c1 = most_common_color(g)\n    x1 = recolor(g, c1, 2)\n    return x1\n", {"primitive", "constant", "drop"}),
+        # one grid step: no drop (it would leave `return g`)
+        (HEADER + "    x1 = gravity(g, 'down')\n    return x1\n", {"primitive", "constant"}),  # PARAM_CHOICES direction
+        (HEADER + "    x1 = upscale(g, 2)\n    return x1\n", {"primitive", "constant"}),  # Int +-1
+        (HEADER + "    c1 = most_common_color(g)\n    x1 = recolor(g, c1, 2)\n    return x1\n", {"primitive", "constant"}),
+        (HEADER + "    x1 = upscale(g, 2)\n    x2 = flip_h(x1)\n    return x2\n", {"primitive", "constant", "drop"}),
     ],
 )
 def test_constants_by_type(source, kinds):
