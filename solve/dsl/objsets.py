@@ -230,15 +230,70 @@ def _region(grid: Grid, o: Object, region: str) -> np.ndarray:
     return mask & ~own
 
 
+def _all_cells(objs: Objects) -> tuple[np.ndarray, np.ndarray]:
+    cells = np.array([c for o in objs for c in o.cells], dtype=np.intp).reshape(-1, 2)
+    return cells[:, 0], cells[:, 1]
+
+
+def _union_region(grid: Grid, objs: Objects, region: str, bg: int) -> np.ndarray | None:
+    """The union of the objects' regions, from the union of their cells, where that equals the object by
+    object union (None where it does not, or no such shortcut exists). Regions painted over background
+    only ignore object cells when every object cell is non-background (true of every `objects` set of the
+    grid itself); `interior` and `outline` need the objects disjoint (labels tell them apart)."""
+    if region in ("holes", "frame", "diagonals"):
+        return None
+    h, w = grid.shape
+    rows, cols = _all_cells(objs)
+    own = np.zeros((h, w), dtype=bool)
+    own[rows, cols] = True
+    if region == "cells":
+        return own
+    if region in ("interior", "outline"):
+        if int(own.sum()) != rows.size:  # objects overlap
+            return None
+        label = np.full((h + 2, w + 2), -1, dtype=np.int32)
+        label[rows + 1, cols + 1] = np.repeat(np.arange(len(objs)), [o.size for o in objs])
+        mid = label[1:-1, 1:-1]
+        inner = own & (label[:-2, 1:-1] == mid) & (label[2:, 1:-1] == mid) & (label[1:-1, :-2] == mid) & (label[1:-1, 2:] == mid)
+        return inner if region == "interior" else own & ~inner
+    if (grid[rows, cols] == bg).any():
+        return None
+    if region in ("halo", "halo8"):
+        p = np.pad(own, 1)
+        near = p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
+        if region == "halo8":
+            near |= p[:-2, :-2] | p[:-2, 2:] | p[2:, :-2] | p[2:, 2:]
+        return near
+    if region in ("up", "down", "left", "right"):
+        dr, dc = check_direction(region)  # a cell is on a ray when some object cell lies behind it
+        if dr:
+            return np.logical_or.accumulate(own[::dr], axis=0)[::dr]
+        return np.logical_or.accumulate(own[:, ::dc], axis=1)[:, ::dc]
+    mask = np.zeros((h, w), dtype=bool)
+    if region in ("bbox", "rows", "cols"):
+        for o in objs:
+            top, left, bh, bw = o.bbox
+            if region == "bbox":
+                mask[top : top + bh, left : left + bw] = True
+            elif region == "rows":
+                mask[top : top + bh, :] = True
+            else:
+                mask[:, left : left + bw] = True
+        return mask
+    return None
+
+
 def paint_region(grid: Grid, objs: Objects, region: Region, color: Color) -> Grid:
     """Paint a region of every object of the set (core.REGIONS): its own cells, interior and outline over anything, the others over background only."""
     check_choice(region, REGIONS, "region")
     color = check_color(color)
     _check_all_inside(grid, objs)
     bg = background_of(grid)
-    paint = np.zeros(grid.shape, dtype=bool)
-    for o in objs:
-        paint |= _region(grid, o, region)
+    paint = _union_region(grid, objs, region, bg) if objs else np.zeros(grid.shape, dtype=bool)
+    if paint is None:  # object by object, by the definition
+        paint = np.zeros(grid.shape, dtype=bool)
+        for o in objs:
+            paint |= _region(grid, o, region)
     if region not in ("cells", "interior", "outline"):
         paint &= grid == bg
     out = grid.copy()

@@ -56,11 +56,12 @@ def _lattice(grid: np.ndarray, known: np.ndarray, pc: int) -> np.ndarray | None:
     r, c = np.nonzero(known)
     colors = grid[r, c].astype(np.int16)
     rows[r, c % pc] = colors
+    shift = (np.arange(pc)[None, :] - np.arange(pc)[:, None]) % pc  # shift[s] = np.roll's index map by s
     for pr in range(1, h + 1):
-        for s in range(pc):
-            a, b = rows[pr:], np.roll(rows[: h - pr], s, axis=1)
-            if ((a >= 0) & (b >= 0) & (a != b)).any():
-                continue
+        # rows pr apart, the upper one shifted by every s at once: which shifts no known pair contradicts
+        a, b = rows[pr:][:, None, :], rows[: h - pr][:, shift]
+        clash = ((a >= 0) & (b >= 0) & (a != b)).any(axis=(0, 2))
+        for s in np.flatnonzero(~clash).tolist():
             q = np.arange(h) // pr
             cls = (np.arange(w)[None, :] - (q * s)[:, None]) % pc  # column class in the base row
             base = np.arange(h) % pr

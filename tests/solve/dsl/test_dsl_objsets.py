@@ -166,3 +166,30 @@ def test_slide_keeps_every_color_count_and_is_idempotent(g, direction):
     out = d.slide(g, objs, direction)
     assert np.array_equal(np.bincount(out.ravel(), minlength=10), np.bincount(g.ravel(), minlength=10))
     assert np.array_equal(d.slide(out, d.parts(out, False), direction), out)
+
+
+def _paint_by_definition(grid, objs, region, color):
+    """paint_region object by object: each object's own region (objsets._region), unioned."""
+    from solve.dsl.core import background_of
+    from solve.dsl.objsets import _region
+
+    paint = np.zeros(grid.shape, dtype=bool)
+    for o in objs:
+        paint |= _region(grid, o, region)
+    if region not in ("cells", "interior", "outline"):
+        paint &= grid == background_of(grid)
+    out = grid.copy()
+    out[paint] = color
+    return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(sparse_grids(max_side=10), st.sampled_from(REGIONS), st.booleans(), st.booleans(), st.integers(0, 3), st.integers(1, 9))
+def test_paint_region_of_the_whole_set_equals_object_by_object(g, region, diagonal, without_bg, source, color):
+    """The union shortcuts (solve.dsl.objsets._union_region) against the definition, on object sets of the
+    grid itself, of the grid with and without background objects, multicolour parts, and objects of
+    another grid of the same shape (cells on background: the shortcut must step aside)."""
+    other = np.roll(g, 1, axis=1)
+    objs = (d.objects(g, diagonal, without_bg), d.parts(g, diagonal), d.objects(other, diagonal, True),
+            d.objects(g, diagonal, True) + d.objects(other, diagonal, True))[source]
+    assert np.array_equal(d.paint_region(g, objs, region, color), _paint_by_definition(g, objs, region, color))
