@@ -165,18 +165,27 @@ def delete_objects(grid: Grid, objs: Objects) -> Grid:
     return out
 
 
+def _swept(own: np.ndarray, dr: int, dc: int) -> np.ndarray:
+    """Cells with some True cell of `own` behind them in a straight direction, those cells included."""
+    if dr:
+        return np.logical_or.accumulate(own[::dr], axis=0)[::dr]
+    return np.logical_or.accumulate(own[:, ::dc], axis=1)[:, ::dc]
+
+
+def _near(own: np.ndarray, eight: bool) -> np.ndarray:
+    """Cells with a 4-neighbour (8-neighbour when `eight`) in `own`."""
+    p = np.pad(own, 1)
+    near = p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
+    if eight:
+        near |= p[:-2, :-2] | p[:-2, 2:] | p[2:, :-2] | p[2:, 2:]
+    return near
+
+
 def _ray_cells(grid: Grid, o: Object, dr: int, dc: int) -> np.ndarray:
     """A mask of the cells strictly beyond the object in a straight direction, up to the border."""
-    h, w = grid.shape
-    mask = np.zeros((h, w), dtype=bool)
-    rows, cols = _cells(o)
-    mask[rows, cols] = True
-    # Accumulate along the direction: a cell is on a ray when some object cell lies behind it.
-    if dr:
-        acc = np.logical_or.accumulate(mask[::dr], axis=0)[::dr]
-    else:
-        acc = np.logical_or.accumulate(mask[:, ::dc], axis=1)[:, ::dc]
-    return acc & ~mask
+    mask = np.zeros(grid.shape, dtype=bool)
+    mask[_cells(o)] = True
+    return _swept(mask, dr, dc) & ~mask
 
 
 def _region(grid: Grid, o: Object, region: str) -> np.ndarray:
@@ -205,11 +214,7 @@ def _region(grid: Grid, o: Object, region: str) -> np.ndarray:
         mask[top : top + bh, left : left + bw] = False
         return mask
     if region in ("halo", "halo8"):
-        p = np.pad(own, 1)
-        near = p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
-        if region == "halo8":
-            near |= p[:-2, :-2] | p[:-2, 2:] | p[2:, :-2] | p[2:, 2:]
-        return near & ~own
+        return _near(own, region == "halo8") & ~own
     if region in ("up", "down", "left", "right"):
         return _ray_cells(grid, o, *check_direction(region))
     if region == "diagonals":  # rays outward from the four corners of the bounding box
@@ -259,16 +264,9 @@ def _union_region(grid: Grid, objs: Objects, region: str, bg: int) -> np.ndarray
     if (grid[rows, cols] == bg).any():
         return None
     if region in ("halo", "halo8"):
-        p = np.pad(own, 1)
-        near = p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
-        if region == "halo8":
-            near |= p[:-2, :-2] | p[:-2, 2:] | p[2:, :-2] | p[2:, 2:]
-        return near
+        return _near(own, region == "halo8")
     if region in ("up", "down", "left", "right"):
-        dr, dc = check_direction(region)  # a cell is on a ray when some object cell lies behind it
-        if dr:
-            return np.logical_or.accumulate(own[::dr], axis=0)[::dr]
-        return np.logical_or.accumulate(own[:, ::dc], axis=1)[:, ::dc]
+        return _swept(own, *check_direction(region))
     mask = np.zeros((h, w), dtype=bool)
     if region in ("bbox", "rows", "cols"):
         for o in objs:
