@@ -7,6 +7,8 @@ pattern says are equal to them; a pattern that leaves a cell unexplained raises 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from solve.dsl.core import (
@@ -109,6 +111,26 @@ def _image(kind: str, s: int, r: np.ndarray, c: np.ndarray) -> tuple[np.ndarray,
     return s - c, s - r
 
 
+@lru_cache(maxsize=1024)
+def _mirror_pairs(h: int, w: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """Per mirror axis of an h x w grid (in `_mirrors` order), the flat indices of the cells it maps inside
+    the grid and of their images; only axes pairing at least half the grid (`fill_symmetric` needs that
+    many pairs of known cells, so the others can never count). Cached: the shape decides them."""
+    r, c = np.indices((h, w))
+    r, c = r.ravel(), c.ravel()
+    out = []
+    for kind, s in _mirrors(h, w):
+        r2, c2 = _image(kind, s, r, c)
+        inside = (r2 >= 0) & (r2 < h) & (c2 >= 0) & (c2 < w)
+        src = np.flatnonzero(inside)
+        if 2 * src.size >= (h * w) // 2:
+            src.setflags(write=False)
+            dst = r2[inside] * w + c2[inside]
+            dst.setflags(write=False)
+            out.append((src, dst))
+    return tuple(out)
+
+
 def fill_symmetric(grid: Grid, color: Color) -> Grid:
     """Treat cells of `color` as unknown and fill them from their mirror cells, under every mirror axis (row, column or diagonal, anywhere) that the known cells obey."""
     color = check_color(color)
@@ -116,16 +138,10 @@ def fill_symmetric(grid: Grid, color: Color) -> Grid:
     known = grid != color
     if known.all():
         raise ValueError(f"fill_symmetric needs some cells of color {color}")
-    r, c = np.indices((h, w))
-    r, c = r.ravel(), c.ravel()
     flat = grid.ravel()
     kflat = known.ravel()
     axes = []
-    for kind, s in _mirrors(h, w):
-        r2, c2 = _image(kind, s, r, c)
-        inside = (r2 >= 0) & (r2 < h) & (c2 >= 0) & (c2 < w)
-        src = np.flatnonzero(inside)
-        dst = r2[inside] * w + c2[inside]
+    for src, dst in _mirror_pairs(h, w):
         both = kflat[src] & kflat[dst]
         # An axis counts when the known cells it pairs agree and it pairs at least half the grid.
         if 2 * int(both.sum()) >= grid.size // 2 and (flat[src][both] == flat[dst][both]).all():
