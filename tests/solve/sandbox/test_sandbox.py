@@ -492,6 +492,12 @@ def solutions_file():
     path.chmod(0o644)
     decoy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "--solutions", str(path)])
     try:
+        # Until the child has exec'd, /proc/PID/cmdline is still the parent's: a canary scanning it then
+        # finds nothing and the unconfined control fails (seen once in CI). Wait for the new command line.
+        cmdline, deadline = Path(f"/proc/{decoy.pid}/cmdline"), time.monotonic() + 30
+        while str(path).encode() not in cmdline.read_bytes():
+            assert time.monotonic() < deadline, "the decoy process never showed its command line"
+            time.sleep(0.01)
         yield "c4na7y01", grid, answer, path
     finally:
         decoy.kill()
