@@ -37,6 +37,9 @@ def measured_peak(fn) -> int:
     """Peak RSS above the RSS before `fn`, in bytes (big tensors mapped on their own, so freed ones leave RSS)."""
     assert ctypes.CDLL("libc.so.6").mallopt(-3, 2**20) == 1  # M_MMAP_THRESHOLD
     fn()  # warm-up: one-time allocations (AdamW state, kernels' workspaces)
+    # Give freed heap back to the kernel first: memory the warm-up left in malloc's free lists would be
+    # reused without raising RSS, and the peak would read low (seen once in CI: 0.59 of the prediction).
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
     before = _kb("VmRSS")
@@ -87,6 +90,7 @@ def test_sampling_formula_bounds_the_measured_peak(small_model):
     prompts = [torch.randint(0, SMALL["vocab_size"], (1000,), generator=gen).tolist() for _ in range(2)]
     got = measured_peak(lambda: sample(small_model, None, prompts, 8, 40, 1.0, 1.0, 0, [], 0, max_rows=16))
     want = sum(sampling_bytes(Shape.of(SMALL), 16, 1040, 8, 2**14, 4, False).values())
+    print(f"sampling peak: measured / predicted = {got / want:.3f}")
     assert 0.6 < got / want <= 1.1, f"measured {got / 2**20:.0f} MB, predicted {want / 2**20:.0f} MB"
 
 
